@@ -1,0 +1,333 @@
+//! Matrix × vector (decode) speed for every weight format at Gemma shapes, one and two threads,
+//! next to the plain read bandwidth of the same bytes measured in the same run.
+//!
+//! `cargo bench --bench matvec` (criterion; filter with e.g. `-- q4_0`). Groups:
+//! - `matvec/<fmt>/<cols>x<rows>/<threads>t`: one `matmul` of the weight matrix with one
+//!   quantized activation row (throughput = weight bytes, in GB/s);
+//! - `read/<MB>/<threads>t`: summing the bytes of a buffer of the same size (the limit);
+//! - `quantize_act/<fmt>/<cols>`: quantizing one activation row;
+//! - `overhead/...`: the rayon fork-join of one call and a small decode-size matmul.
+//!
+//! After criterion's own report a table is printed: GB/s per format and shape for 1 and 2
+//! threads and the ratio to the read bandwidth of the same number of bytes (read with the same
+//! thread count), from the same samples criterion measured. `EDGEGEMMA_KERNELS` picks the
+//! kernel path as for the runtime.
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use edgegemma::kernels::{self, formats, matmul, GgmlType, QuantizedActs, WeightMatrix};
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// (cols, rows): Gemma 3 270M FFN up/gate and down, Gemma 2 2B FFN up/gate, and the tied
+/// 262144-token output projection of Gemma 3.
+const SHAPES: [(usize, usize); 4] = [(640, 2048), (2048, 640), (2304, 9216), (640, 262144)];
+
+const FORMATS: [GgmlType; 11] = [
+    GgmlType::Q4_0,
+    GgmlType::Q8_0,
+    GgmlType::Q4_K,
+    GgmlType::Q6_K,
+    GgmlType::Q5_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_1,
+    GgmlType::Q5_K,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::F32,
+];
+
+/// Per-iteration times of every sample criterion took, by benchmark id.
+static SAMPLES: Mutex<BTreeMap<String, Vec<f64>>> = Mutex::new(BTreeMap::new());
+
+fn record(id: &str, per_iter: f64) {
+    SAMPLES
+        .lock()
+        .unwrap()
+        .entry(id.to_string())
+        .or_default()
+        .push(per_iter);
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Deterministic pseudo-random gaussian-ish values.
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            // Sum of 4 uniforms: roughly gaussian, cheap.
+            let u = |k: u32| ((s >> (16 * k)) & 0xffff) as f32 / 65536.0;
+            (u(0) + u(1) + u(2) + u(3) - 2.0) * 0.05
+        })
+        .collect()
+}
+
+/// A `rows × cols` matrix of `ty`: 64 distinct quantized rows repeated (the values do not
+/// matter for speed, and quantizing 168M values per format would dominate the run).
+fn weights(ty: GgmlType, cols: usize, rows: usize) -> Vec<u8> {
+    let rb = ty.row_bytes(cols as u64).unwrap() as usize;
+    let distinct = rows.min(64);
+    let mut base = vec![0u8; rb * distinct];
+    let x = values(cols * distinct, 0x1234 + cols as u64);
+    for (xr, wr) in x.chunks(cols).zip(base.chunks_mut(rb)) {
+        formats::quantize_row(ty, xr, wr).unwrap();
+    }
+    let mut w = Vec::with_capacity(rb * rows);
+    while w.len() < rb * rows {
+        let take = (rb * rows - w.len()).min(base.len());
+        w.extend_from_slice(&base[..take]);
+    }
+    w
+}
+
+/// Sums `buf` as u64 words: a plain sequential read at the speed the core can load.
+fn read_sum(buf: &[u8]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 detected.
+        return unsafe { read_sum_avx2(buf) };
+    }
+    let mut acc = [0u64; 8];
+    let mut chunks = buf.chunks_exact(64);
+    for c in &mut chunks {
+        for (a, w) in acc.iter_mut().zip(c.chunks_exact(8)) {
+            *a = a.wrapping_add(u64::from_le_bytes(w.try_into().unwrap()));
+        }
+    }
+    let tail: u64 = chunks.remainder().iter().map(|&b| b as u64).sum();
+    acc.iter().fold(tail, |s, &a| s.wrapping_add(a))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn read_sum_avx2(buf: &[u8]) -> u64 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm256_setzero_si256(); 4];
+    let mut chunks = buf.chunks_exact(128);
+    for c in &mut chunks {
+        for (k, a) in acc.iter_mut().enumerate() {
+            // SAFETY: 32 bytes inside the 128-byte chunk.
+            let v = unsafe { _mm256_loadu_si256(c.as_ptr().add(32 * k) as *const __m256i) };
+            *a = _mm256_add_epi64(*a, v);
+        }
+    }
+    let mut lanes = [0u64; 4];
+    let s = _mm256_add_epi64(_mm256_add_epi64(acc[0], acc[1]), _mm256_add_epi64(acc[2], acc[3]));
+    // SAFETY: 32 bytes into a [u64; 4].
+    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, s) };
+    let tail: u64 = chunks.remainder().iter().map(|&b| b as u64).sum();
+    lanes.iter().fold(tail, |s, &a| s.wrapping_add(a))
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("rayon pool")
+}
+
+/// Reads `buf` with `threads` threads, each a contiguous share (as matmul splits rows).
+fn read_parallel(pool: &rayon::ThreadPool, buf: &[u8], threads: usize) -> u64 {
+    use rayon::prelude::*;
+    if threads == 1 {
+        return read_sum(buf);
+    }
+    let share = buf.len().div_ceil(threads * 4);
+    pool.install(|| {
+        buf.par_chunks(share)
+            .map(read_sum)
+            .reduce(|| 0, u64::wrapping_add)
+    })
+}
+
+fn bench_matvec(c: &mut Criterion, pools: &[(usize, rayon::ThreadPool)]) {
+    let mut group = c.benchmark_group("matvec");
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
+    group.sample_size(20);
+    for &(cols, rows) in &SHAPES {
+        for ty in FORMATS {
+            if ty.row_bytes(cols as u64).is_none() {
+                continue; // K-quants need a multiple of 256 columns
+            }
+            let bytes = ty.row_bytes(cols as u64).unwrap() * rows as u64;
+            group.throughput(Throughput::BytesDecimal(bytes));
+            let mut data: Option<(Vec<u8>, QuantizedActs)> = None;
+            for (threads, pool) in pools {
+                let id = format!("{}/{cols}x{rows}/{threads}t", ty.name());
+                let read_id = format!("read-of/{}/{cols}x{rows}/{threads}t", ty.name());
+                group.bench_function(BenchmarkId::from_parameter(&id), |b| {
+                    let (w, acts) = data.get_or_insert_with(|| {
+                        let w = weights(ty, cols, rows);
+                        let mut acts = QuantizedActs::new();
+                        acts.quantize(ty, &values(cols, 7), 1, cols).unwrap();
+                        (w, acts)
+                    });
+                    let m = WeightMatrix::new(ty, w, rows, cols).unwrap();
+                    let mut out = vec![0.0f32; rows];
+                    b.iter_custom(|iters| {
+                        let t = Instant::now();
+                        for _ in 0..iters {
+                            pool.install(|| matmul(&m, acts, &mut out)).unwrap();
+                            black_box(&mut out);
+                        }
+                        let el = t.elapsed();
+                        record(&id, el.as_secs_f64() / iters as f64);
+                        el
+                    });
+                    // The same bytes read plainly right after, with the same threads (not a
+                    // criterion benchmark: a few timed passes, best kept).
+                    if !SAMPLES.lock().unwrap().contains_key(&read_id) {
+                        read_parallel(pool, w, *threads);
+                        for _ in 0..7 {
+                            let t = Instant::now();
+                            black_box(read_parallel(pool, black_box(w), *threads));
+                            record(&read_id, t.elapsed().as_secs_f64());
+                        }
+                    }
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
+fn bench_read(c: &mut Criterion, pools: &[(usize, rayon::ThreadPool)]) {
+    let mut group = c.benchmark_group("read");
+    group.warm_up_time(Duration::from_millis(500));
+    group.measurement_time(Duration::from_secs(2));
+    group.sample_size(20);
+    for mb in [1usize, 12, 64, 200] {
+        let bytes = mb << 20;
+        group.throughput(Throughput::BytesDecimal(bytes as u64));
+        let mut buf: Option<Vec<u8>> = None;
+        for (threads, pool) in pools {
+            group.bench_function(BenchmarkId::from_parameter(format!("{mb}MiB/{threads}t")), |b| {
+                let buf = buf.get_or_insert_with(|| vec![1u8; bytes]);
+                b.iter(|| read_parallel(pool, black_box(buf), *threads))
+            });
+        }
+    }
+    group.finish();
+}
+
+fn bench_quantize(c: &mut Criterion) {
+    let mut group = c.benchmark_group("quantize_act");
+    group.warm_up_time(Duration::from_millis(300));
+    group.measurement_time(Duration::from_secs(1));
+    for (ty, cols) in [
+        (GgmlType::Q8_0, 640),
+        (GgmlType::Q8_0, 2304),
+        (GgmlType::Q8_1, 2304),
+        (GgmlType::Q8_K, 2304),
+    ] {
+        let x = values(cols, 3);
+        let mut dst = vec![0u8; ty.row_bytes(cols as u64).unwrap() as usize];
+        let k = kernels::kernels();
+        group.throughput(Throughput::Elements(cols as u64));
+        group.bench_function(BenchmarkId::from_parameter(format!("{}/{cols}", ty.name())), |b| {
+            b.iter(|| (k.quantize_act)(ty, black_box(&x), &mut dst).unwrap())
+        });
+    }
+    group.finish();
+}
+
+/// What a rayon fork-join costs per call, and what that means for small decode matmuls.
+fn bench_overhead(c: &mut Criterion, pools: &[(usize, rayon::ThreadPool)]) {
+    use rayon::prelude::*;
+    let mut group = c.benchmark_group("overhead");
+    group.warm_up_time(Duration::from_millis(300));
+    group.measurement_time(Duration::from_secs(1));
+    for (threads, pool) in pools {
+        group.bench_function(BenchmarkId::from_parameter(format!("empty-join/{threads}t")), |b| {
+            b.iter(|| {
+                pool.install(|| (0..2 * threads).into_par_iter().for_each(|i| {
+                    black_box(i);
+                }))
+            })
+        });
+    }
+    // Gemma 3 270M per-token projections: q (640 -> 1024), k/v (640 -> 256), FFN (640 -> 2048).
+    for (ty, cols, rows) in [
+        (GgmlType::Q8_0, 640, 256),
+        (GgmlType::Q8_0, 640, 1024),
+        (GgmlType::Q5_0, 640, 2048),
+    ] {
+        let w = weights(ty, cols, rows);
+        let m = WeightMatrix::new(ty, &w, rows, cols).unwrap();
+        let mut acts = QuantizedActs::new();
+        acts.quantize(ty, &values(cols, 5), 1, cols).unwrap();
+        let mut out = vec![0.0f32; rows];
+        for (threads, pool) in pools {
+            let name = format!("{}/{cols}x{rows}/{threads}t", ty.name());
+            group.bench_function(BenchmarkId::from_parameter(name), |b| {
+                b.iter(|| pool.install(|| matmul(&m, &acts, &mut out)).unwrap())
+            });
+        }
+    }
+    group.finish();
+}
+
+/// GB/s table from the recorded samples (median per-iteration time).
+fn summary() {
+    let samples = SAMPLES.lock().unwrap();
+    if samples.is_empty() {
+        return;
+    }
+    let k = kernels::kernels();
+    println!("\nmatvec summary (kernels: {}; GB/s of weight bytes, median of criterion's samples;", k.name);
+    println!("read = plain read of the same bytes, same threads, best of 7; ratio = matvec / read)\n");
+    println!("| format | shape (cols x rows) | MB | 1t GB/s | 1t read | 1t ratio | 2t GB/s | 2t read | 2t ratio |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for &(cols, rows) in &SHAPES {
+        for ty in FORMATS {
+            let Some(rb) = ty.row_bytes(cols as u64) else { continue };
+            let bytes = (rb * rows as u64) as f64;
+            let mut cells = Vec::new();
+            let mut any = false;
+            for threads in [1, 2] {
+                let id = format!("{}/{cols}x{rows}/{threads}t", ty.name());
+                let read_id = format!("read-of/{}", id);
+                match (samples.get(&id), samples.get(&read_id)) {
+                    (Some(m), Some(r)) => {
+                        any = true;
+                        let gbs = bytes / median(m) / 1e9;
+                        let best_read = r.iter().copied().fold(f64::INFINITY, f64::min);
+                        let read = bytes / best_read / 1e9;
+                        cells.push(format!("{gbs:.1} | {read:.1} | {:.0}%", 100.0 * gbs / read));
+                    }
+                    _ => cells.push("- | - | -".into()),
+                }
+            }
+            if any {
+                println!(
+                    "| {} | {cols}x{rows} | {:.1} | {} | {} |",
+                    ty.name(),
+                    bytes / 1e6,
+                    cells[0],
+                    cells[1]
+                );
+            }
+        }
+    }
+}
+
+fn main() {
+    let pools: Vec<(usize, rayon::ThreadPool)> = [1usize, 2].into_iter().map(|t| (t, pool(t))).collect();
+    let mut c = Criterion::default().configure_from_args();
+    bench_read(&mut c, &pools);
+    bench_matvec(&mut c, &pools);
+    bench_quantize(&mut c);
+    bench_overhead(&mut c, &pools);
+    c.final_summary();
+    summary();
+}

@@ -1,0 +1,18 @@
+//! Quantized block formats (byte-for-byte ggml layouts), scalar reference kernels,
+//! SIMD kernels and run-time dispatch. Knows nothing about models.
+
+pub mod dispatch;
+pub mod formats;
+pub mod matmul;
+pub mod types;
+
+mod rows;
+mod simd_common;
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub use dispatch::kernels;
+pub use matmul::{matmul, matmul_with, QuantizedActs, WeightMatrix};
+pub use types::GgmlType;

@@ -1,0 +1,295 @@
+//! Products of a quantized weight matrix with activation rows: the runtime's hot path.
+//!
+//! Activations are quantized once per call to the weight type's vec-dot format (as ggml does),
+//! into a buffer that is reused across calls, so a decode step allocates nothing. The weight
+//! rows are split over the rayon pool; every worker streams its rows once and computes every
+//! activation row against them (prefill reads the weights once, not once per token).
+
+use crate::dispatch::{kernels, Kernels};
+use crate::formats::{self, vec_dot_type, FormatError};
+use crate::types::GgmlType;
+use rayon::prelude::*;
+
+/// A row-major matrix of `rows` rows of `cols` elements each, stored in ggml format `ty`
+/// (GGUF `ne = [cols, rows]`). Borrowed, usually straight from the mmap.
+#[derive(Clone, Copy, Debug)]
+pub struct WeightMatrix<'a> {
+    ty: GgmlType,
+    data: &'a [u8],
+    rows: usize,
+    cols: usize,
+    row_bytes: usize,
+}
+
+impl<'a> WeightMatrix<'a> {
+    pub fn new(
+        ty: GgmlType,
+        data: &'a [u8],
+        rows: usize,
+        cols: usize,
+    ) -> Result<Self, FormatError> {
+        let row_bytes = ty
+            .row_bytes(cols as u64)
+            .ok_or(FormatError::PartialBlock { ty, n: cols })? as usize;
+        let expected = row_bytes
+            .checked_mul(rows)
+            .ok_or(FormatError::SizeMismatch {
+                ty,
+                buffer: "weight matrix",
+                expected: usize::MAX,
+                got: data.len(),
+            })?;
+        if data.len() != expected {
+            return Err(FormatError::SizeMismatch {
+                ty,
+                buffer: "weight matrix",
+                expected,
+                got: data.len(),
+            });
+        }
+        if vec_dot_type(ty).is_none() {
+            return Err(FormatError::Unsupported { ty, op: "matmul" });
+        }
+        Ok(WeightMatrix {
+            ty,
+            data,
+            rows,
+            cols,
+            row_bytes,
+        })
+    }
+
+    pub fn ty(&self) -> GgmlType {
+        self.ty
+    }
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    pub fn row_bytes(&self) -> usize {
+        self.row_bytes
+    }
+    pub fn data(&self) -> &'a [u8] {
+        self.data
+    }
+
+    /// The raw bytes of row `r`.
+    pub fn row(&self, r: usize) -> &'a [u8] {
+        &self.data[r * self.row_bytes..(r + 1) * self.row_bytes]
+    }
+
+    /// Dequantizes row `r` into `out` (`cols` floats): embedding lookups.
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Result<(), FormatError> {
+        formats::dequantize_row(self.ty, self.row(r), out)
+    }
+}
+
+/// `n` activation rows of `cols` elements, quantized to the vec-dot format of some weight type.
+/// Keep one per distinct (weight type, width) in the model's scratch and reuse it.
+#[derive(Debug, Default)]
+pub struct QuantizedActs {
+    ty: Option<GgmlType>,
+    n: usize,
+    cols: usize,
+    row_bytes: usize,
+    buf: Vec<u8>,
+}
+
+impl QuantizedActs {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reserves room for `n` rows of `cols` elements for weights of type `weight_ty`, so later
+    /// `quantize` calls up to that size never allocate.
+    pub fn reserve(
+        &mut self,
+        weight_ty: GgmlType,
+        n: usize,
+        cols: usize,
+    ) -> Result<(), FormatError> {
+        let dot_ty = vec_dot_type(weight_ty).ok_or(FormatError::Unsupported {
+            ty: weight_ty,
+            op: "matmul",
+        })?;
+        let rb = dot_ty
+            .row_bytes(cols as u64)
+            .ok_or(FormatError::PartialBlock {
+                ty: dot_ty,
+                n: cols,
+            })? as usize;
+        let need = rb * n;
+        if self.buf.len() < need {
+            self.buf.resize(need, 0);
+        }
+        Ok(())
+    }
+
+    /// Quantizes `x` (`n` rows of `cols` floats, row-major) for a product with weights of type
+    /// `weight_ty`.
+    pub fn quantize(
+        &mut self,
+        weight_ty: GgmlType,
+        x: &[f32],
+        n: usize,
+        cols: usize,
+    ) -> Result<(), FormatError> {
+        self.quantize_with(kernels(), weight_ty, x, n, cols)
+    }
+
+    /// [`quantize`](Self::quantize) with a given kernel table (tests and benches compare paths).
+    pub fn quantize_with(
+        &mut self,
+        k: &Kernels,
+        weight_ty: GgmlType,
+        x: &[f32],
+        n: usize,
+        cols: usize,
+    ) -> Result<(), FormatError> {
+        let dot_ty = vec_dot_type(weight_ty).ok_or(FormatError::Unsupported {
+            ty: weight_ty,
+            op: "matmul",
+        })?;
+        if Some(x.len()) != n.checked_mul(cols) {
+            return Err(FormatError::SizeMismatch {
+                ty: dot_ty,
+                buffer: "activations",
+                expected: n.saturating_mul(cols),
+                got: x.len(),
+            });
+        }
+        let rb = dot_ty
+            .row_bytes(cols as u64)
+            .ok_or(FormatError::PartialBlock { ty: dot_ty, n: cols })? as usize;
+        if self.buf.len() < rb * n {
+            self.buf.resize(rb * n, 0);
+        }
+        for t in 0..n {
+            (k.quantize_act)(
+                dot_ty,
+                &x[t * cols..(t + 1) * cols],
+                &mut self.buf[t * rb..(t + 1) * rb],
+            )?;
+        }
+        self.ty = Some(dot_ty);
+        self.n = n;
+        self.cols = cols;
+        self.row_bytes = rb;
+        Ok(())
+    }
+
+    /// The format the rows are quantized to.
+    pub fn ty(&self) -> Option<GgmlType> {
+        self.ty
+    }
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    pub fn row(&self, t: usize) -> &[u8] {
+        &self.buf[t * self.row_bytes..(t + 1) * self.row_bytes]
+    }
+    /// All `n` rows, back to back.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.n * self.row_bytes]
+    }
+}
+
+/// Raw output pointer shared by the workers; each writes a disjoint set of rows.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: workers write disjoint indices (distinct weight rows), see `matmul`.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    // A method (not `.0`) so closures capture the whole Send wrapper, not the raw pointer.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Splits `rows` weight rows into tasks for `threads` workers: about 4 tasks per worker so an
+/// unevenly loaded core does not hold the others up, but at least `MIN_ROWS` rows (about 10 KB
+/// of weights or more at the smallest widths) so scheduling stays a small fraction of the work.
+/// A multiple of 4, the decode tile height.
+fn rows_per_task(rows: usize, threads: usize) -> usize {
+    const MIN_ROWS: usize = 16;
+    let per = rows.div_ceil(threads.max(1) * 4).max(MIN_ROWS);
+    per.div_ceil(4) * 4
+}
+
+/// `out[t * w.rows() + r] = dot(w.row(r), acts.row(t))` for every activation row `t` and weight
+/// row `r`, threaded over weight rows on the current rayon pool.
+pub fn matmul(w: &WeightMatrix, acts: &QuantizedActs, out: &mut [f32]) -> Result<(), FormatError> {
+    matmul_with(kernels(), w, acts, out)
+}
+
+/// [`matmul`] with a given kernel table (tests and benches compare paths).
+pub fn matmul_with(
+    k: &Kernels,
+    w: &WeightMatrix,
+    acts: &QuantizedActs,
+    out: &mut [f32],
+) -> Result<(), FormatError> {
+    let dot_ty = vec_dot_type(w.ty).ok_or(FormatError::Unsupported {
+        ty: w.ty,
+        op: "matmul",
+    })?;
+    if acts.ty != Some(dot_ty) || acts.cols != w.cols {
+        return Err(FormatError::SizeMismatch {
+            ty: dot_ty,
+            buffer: "activations (quantized for another weight type or width)",
+            expected: w.cols,
+            got: acts.cols,
+        });
+    }
+    let n = acts.n;
+    if out.len() != n * w.rows {
+        return Err(FormatError::SizeMismatch {
+            ty: w.ty,
+            buffer: "matmul output",
+            expected: n * w.rows,
+            got: out.len(),
+        });
+    }
+    if w.rows == 0 || n == 0 {
+        return Ok(());
+    }
+    let dot_rows = k.dot_rows(w.ty);
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    let threads = rayon::current_num_threads();
+    let per_task = rows_per_task(w.rows, threads);
+    let n_tasks = w.rows.div_ceil(per_task);
+    let work = |task: usize| {
+        let r0 = task * per_task;
+        let r1 = (r0 + per_task).min(w.rows);
+        // SAFETY: rows r0..r1 belong to this task only; every index written is
+        // t * rows + r with r in r0..r1 and t < n, inside `out`. `k` came from the dispatch
+        // module, which only hands out tables the CPU can run.
+        unsafe {
+            dot_rows(
+                w.ty,
+                w.cols,
+                &w.data[r0 * w.row_bytes..r1 * w.row_bytes],
+                w.row_bytes,
+                r1 - r0,
+                acts.bytes(),
+                acts.row_bytes,
+                n,
+                out_ptr.get().add(r0),
+                w.rows,
+            )
+        }
+    };
+    if threads <= 1 || n_tasks <= 1 {
+        (0..n_tasks).for_each(work);
+    } else {
+        (0..n_tasks).into_par_iter().for_each(work);
+    }
+    Ok(())
+}

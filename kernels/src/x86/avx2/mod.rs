@@ -1,0 +1,158 @@
+//! AVX2 + FMA + F16C kernels (x86-64-v3): one file per weight format, plus the activation
+//! quantizers. Integer dot products use `vpmaddubsw` (u8 × i8 pairs to i16) and `vpmaddwd`
+//! (i16 pairs to i32), exactly as the scalar reference sums them; each block's i32 lanes are
+//! scaled in f32 and accumulated per row, and reduced once at the end of the row.
+
+mod float;
+mod q4_0;
+mod q4_1;
+mod q4_k;
+mod q5_0;
+mod q5_1;
+mod q5_k;
+mod q6_k;
+mod q8_0;
+pub(crate) mod quantize;
+
+pub(crate) use float::{Bf16, F16, F32};
+pub(crate) use q4_0::Q4_0;
+pub(crate) use q4_1::Q4_1;
+pub(crate) use q4_k::Q4K;
+pub(crate) use q5_0::Q5_0;
+pub(crate) use q5_1::Q5_1;
+pub(crate) use q5_k::Q5K;
+pub(crate) use q6_k::Q6K;
+pub(crate) use q8_0::Q8_0;
+
+use crate::dispatch::{DotRowsFn, Kernels, Path};
+use crate::rows::dot_rows;
+use crate::types::GgmlType;
+use std::arch::x86_64::*;
+
+pub(crate) static KERNELS: Kernels = Kernels::new(Path::Avx2, quantize::quantize_act, dot_rows_for);
+
+/// Decode uses 4 weight rows per call (4 independent accumulator chains, activation block
+/// loaded once); prefill 1 × 4 tiles (each decoded weight block feeds 4 tokens).
+fn dot_rows_for(ty: GgmlType) -> DotRowsFn {
+    match ty {
+        GgmlType::F32 => dot_rows::<F32, 4, 1, 4>,
+        GgmlType::F16 => dot_rows::<F16, 4, 1, 4>,
+        GgmlType::BF16 => dot_rows::<Bf16, 4, 1, 4>,
+        GgmlType::Q4_0 => dot_rows::<Q4_0, 4, 1, 4>,
+        GgmlType::Q4_1 => dot_rows::<Q4_1, 4, 1, 4>,
+        GgmlType::Q5_0 => dot_rows::<Q5_0, 4, 1, 4>,
+        GgmlType::Q5_1 => dot_rows::<Q5_1, 4, 1, 4>,
+        GgmlType::Q8_0 => dot_rows::<Q8_0, 4, 1, 4>,
+        GgmlType::Q4_K => dot_rows::<Q4K, 2, 1, 4>,
+        GgmlType::Q5_K => dot_rows::<Q5K, 2, 1, 4>,
+        GgmlType::Q6_K => dot_rows::<Q6K, 2, 1, 4>,
+        // Not a weight type; matmul refuses it before asking for a kernel.
+        _ => crate::dispatch::scalar().dot_rows(ty),
+    }
+}
+
+/// Unaligned little-endian u16 at `p`.
+#[inline(always)]
+pub(crate) unsafe fn rd_u16(p: *const u8) -> u16 {
+    unsafe { std::ptr::read_unaligned(p as *const u16) }
+}
+
+/// Unaligned little-endian u32 at `p`.
+#[inline(always)]
+pub(crate) unsafe fn rd_u32(p: *const u8) -> u32 {
+    unsafe { std::ptr::read_unaligned(p as *const u32) }
+}
+
+/// Unaligned f32 at `p`.
+#[inline(always)]
+pub(crate) unsafe fn rd_f32(p: *const u8) -> f32 {
+    unsafe { std::ptr::read_unaligned(p as *const f32) }
+}
+
+/// 32 unaligned bytes at `p`.
+#[inline(always)]
+pub(crate) unsafe fn load256(p: *const u8) -> __m256i {
+    unsafe { _mm256_loadu_si256(p as *const __m256i) }
+}
+
+/// 16 unaligned bytes at `p`.
+#[inline(always)]
+pub(crate) unsafe fn load128(p: *const u8) -> __m128i {
+    unsafe { _mm_loadu_si128(p as *const __m128i) }
+}
+
+/// f16 bits to f32 (exact, F16C).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn f16_to_f32(bits: u16) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+}
+
+/// Sum of the 4 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn hsum128_ps(s: __m128) -> f32 {
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// Sum of the 8 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn hsum_ps(v: __m256) -> f32 {
+    hsum128_ps(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v)))
+}
+
+/// Reduces every accumulator of a tile.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn hsum_tile<const NW: usize, const NA: usize>(
+    acc: &[[__m256; NA]; NW],
+) -> [[f32; NA]; NW] {
+    let mut out = [[0.0f32; NA]; NW];
+    for i in 0..NW {
+        for j in 0..NA {
+            out[i][j] = hsum_ps(acc[i][j]);
+        }
+    }
+    out
+}
+
+/// The 32 4-bit values of a Q4_0 / Q4_1 / Q5 block's `qs` as bytes in element order (low
+/// nibbles are elements 0-15, high nibbles 16-31).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn nibbles32(qs: *const u8) -> __m256i {
+    let t = unsafe { load128(qs) };
+    let both = _mm256_set_m128i(_mm_srli_epi16::<4>(t), t);
+    _mm256_and_si256(both, _mm256_set1_epi8(0x0f))
+}
+
+/// Byte `i` is 0xff where bit `i` of `bits` is set, else 0 (Q5 high bits).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn bytes_from_bits32(bits: u32) -> __m256i {
+    let t = _mm256_set1_epi32(bits as i32);
+    let spread = _mm256_set_epi64x(
+        0x0303_0303_0303_0303,
+        0x0202_0202_0202_0202,
+        0x0101_0101_0101_0101,
+        0,
+    );
+    let bytes = _mm256_shuffle_epi8(t, spread);
+    // Every bit except bit (i % 8) set in byte i: all ones exactly where that bit was set.
+    let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
+    _mm256_cmpeq_epi8(_mm256_or_si256(bytes, others), _mm256_set1_epi64x(-1))
+}
+
+/// Sum of i8 × i8 products in 8 i32 lanes (each lane 4 adjacent products), exact for any
+/// weights `x` as long as the activations `y` avoid -128 (the activation quantizers stay in
+/// -127..=127): `|x| <= 128` times `|y| <= 127`, two per i16, cannot saturate `vpmaddubsw`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dot_i8_lanes(x: __m256i, y: __m256i) -> __m256i {
+    let ax = _mm256_sign_epi8(x, x);
+    let sy = _mm256_sign_epi8(y, x);
+    _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1))
+}

@@ -1,0 +1,10 @@
+//! edgegemma: Gemma-family inference from GGUF on edge CPUs.
+
+pub use edgegemma_kernels as kernels;
+
+pub mod gguf;
+pub mod kv;
+pub mod model;
+pub mod ops;
+pub mod sampler;
+pub mod npy;

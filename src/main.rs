@@ -1,0 +1,42 @@
+//! `edgegemma` command line: parses arguments and dispatches to `src/cli/<name>.rs`.
+//! Adding a subcommand = one `Command` variant + one match arm.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+#[derive(Parser)]
+#[command(
+    name = "edgegemma",
+    version,
+    about = "Gemma-family inference from GGUF on edge CPUs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show a GGUF file's metadata, tokenizer summary and tensors
+    Inspect(cli::inspect::InspectArgs),
+    /// Write every position's logits for given token ids to a .npy file
+    Logits(cli::logits::LogitsArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => cli::inspect::run(&args),
+        Command::Logits(args) => cli::logits::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edgegemma: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

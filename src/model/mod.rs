@@ -1,0 +1,86 @@
+//! Model families. Each architecture is one file with a `forward` that reads like the paper;
+//! they share the GGUF loading helpers here and the `LanguageModel` interface the CLI drives.
+
+pub mod gemma;
+pub mod weights;
+
+use crate::gguf::GgufFile;
+use crate::kv::CacheType;
+use std::fmt;
+use std::path::Path;
+
+/// A model error: one line, naming the file where there is one.
+#[derive(Debug)]
+pub struct ModelError(pub String);
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ModelError {}
+
+impl From<crate::gguf::GgufError> for ModelError {
+    fn from(e: crate::gguf::GgufError) -> Self {
+        ModelError(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ModelError>;
+
+/// How to build a model's run-time state.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Context length (positions); 0 = the model's trained length.
+    pub n_ctx: usize,
+    /// Tokens per forward batch during prompt processing.
+    pub n_batch: usize,
+    pub cache_type: CacheType,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            n_ctx: 4096,
+            n_batch: 256,
+            cache_type: CacheType::F16,
+        }
+    }
+}
+
+/// What the CLI needs from any architecture.
+pub trait LanguageModel: Send {
+    /// Architecture name as GGUF spells it.
+    fn arch(&self) -> &str;
+    /// Rows of the output projection (logits per position).
+    fn n_vocab(&self) -> usize;
+    /// The most positions this instance can hold (`usize::MAX` when unbounded).
+    fn n_ctx(&self) -> usize;
+    /// Positions consumed so far.
+    fn pos(&self) -> usize;
+    /// Forgets the conversation.
+    fn reset(&mut self);
+    /// Feeds `tokens` at the current position and returns the logits of the last one.
+    fn eval(&mut self, tokens: &[u32]) -> Result<&[f32]>;
+    /// Feeds `tokens` and hands the logits of every position, in order, to `sink`.
+    fn eval_all(&mut self, tokens: &[u32], sink: &mut dyn FnMut(&[f32])) -> Result<()>;
+    /// Bytes of run-time state (caches, recurrent state), not counting weights and scratch.
+    fn state_bytes(&self) -> usize;
+}
+
+/// Opens a GGUF and builds the model its architecture names.
+pub fn load(path: &Path, run: &RunConfig) -> Result<(Box<dyn LanguageModel>, GgufFile)> {
+    let file = GgufFile::open(path)?;
+    let arch = file.architecture()?.to_string();
+    let model: Box<dyn LanguageModel> = match arch.as_str() {
+        "gemma" | "gemma2" | "gemma3" => Box::new(gemma::Gemma::load(&file, run)?),
+        other => {
+            return Err(ModelError(format!(
+                "{}: unsupported architecture {other:?} (edgegemma runs gemma, gemma2, gemma3)",
+                path.display()
+            )))
+        }
+    };
+    Ok((model, file))
+}
