@@ -121,7 +121,10 @@ unsafe fn read_sum_avx2(buf: &[u8]) -> u64 {
         }
     }
     let mut lanes = [0u64; 4];
-    let s = _mm256_add_epi64(_mm256_add_epi64(acc[0], acc[1]), _mm256_add_epi64(acc[2], acc[3]));
+    let s = _mm256_add_epi64(
+        _mm256_add_epi64(acc[0], acc[1]),
+        _mm256_add_epi64(acc[2], acc[3]),
+    );
     // SAFETY: 32 bytes into a [u64; 4].
     unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, s) };
     let tail: u64 = chunks.remainder().iter().map(|&b| b as u64).sum();
@@ -211,10 +214,13 @@ fn bench_read(c: &mut Criterion, pools: &[(usize, rayon::ThreadPool)]) {
         group.throughput(Throughput::BytesDecimal(bytes as u64));
         let mut buf: Option<Vec<u8>> = None;
         for (threads, pool) in pools {
-            group.bench_function(BenchmarkId::from_parameter(format!("{mb}MiB/{threads}t")), |b| {
-                let buf = buf.get_or_insert_with(|| vec![1u8; bytes]);
-                b.iter(|| read_parallel(pool, black_box(buf), *threads))
-            });
+            group.bench_function(
+                BenchmarkId::from_parameter(format!("{mb}MiB/{threads}t")),
+                |b| {
+                    let buf = buf.get_or_insert_with(|| vec![1u8; bytes]);
+                    b.iter(|| read_parallel(pool, black_box(buf), *threads))
+                },
+            );
         }
     }
     group.finish();
@@ -234,9 +240,10 @@ fn bench_quantize(c: &mut Criterion) {
         let mut dst = vec![0u8; ty.row_bytes(cols as u64).unwrap() as usize];
         let k = kernels::kernels();
         group.throughput(Throughput::Elements(cols as u64));
-        group.bench_function(BenchmarkId::from_parameter(format!("{}/{cols}", ty.name())), |b| {
-            b.iter(|| (k.quantize_act)(ty, black_box(&x), &mut dst).unwrap())
-        });
+        group.bench_function(
+            BenchmarkId::from_parameter(format!("{}/{cols}", ty.name())),
+            |b| b.iter(|| (k.quantize_act)(ty, black_box(&x), &mut dst).unwrap()),
+        );
     }
     group.finish();
 }
@@ -248,13 +255,18 @@ fn bench_overhead(c: &mut Criterion, pools: &[(usize, rayon::ThreadPool)]) {
     group.warm_up_time(Duration::from_millis(300));
     group.measurement_time(Duration::from_secs(1));
     for (threads, pool) in pools {
-        group.bench_function(BenchmarkId::from_parameter(format!("empty-join/{threads}t")), |b| {
-            b.iter(|| {
-                pool.install(|| (0..2 * threads).into_par_iter().for_each(|i| {
-                    black_box(i);
-                }))
-            })
-        });
+        group.bench_function(
+            BenchmarkId::from_parameter(format!("empty-join/{threads}t")),
+            |b| {
+                b.iter(|| {
+                    pool.install(|| {
+                        (0..2 * threads).into_par_iter().for_each(|i| {
+                            black_box(i);
+                        })
+                    })
+                })
+            },
+        );
     }
     // Gemma 3 270M per-token projections: q (640 -> 1024), k/v (640 -> 256), FFN (640 -> 2048).
     for (ty, cols, rows) in [
@@ -284,13 +296,20 @@ fn summary() {
         return;
     }
     let k = kernels::kernels();
-    println!("\nmatvec summary (kernels: {}; GB/s of weight bytes, median of criterion's samples;", k.name);
-    println!("read = plain read of the same bytes, same threads, best of 7; ratio = matvec / read)\n");
+    println!(
+        "\nmatvec summary (kernels: {}; GB/s of weight bytes, median of criterion's samples;",
+        k.name
+    );
+    println!(
+        "read = plain read of the same bytes, same threads, best of 7; ratio = matvec / read)\n"
+    );
     println!("| format | shape (cols x rows) | MB | 1t GB/s | 1t read | 1t ratio | 2t GB/s | 2t read | 2t ratio |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for &(cols, rows) in &SHAPES {
         for ty in FORMATS {
-            let Some(rb) = ty.row_bytes(cols as u64) else { continue };
+            let Some(rb) = ty.row_bytes(cols as u64) else {
+                continue;
+            };
             let bytes = (rb * rows as u64) as f64;
             let mut cells = Vec::new();
             let mut any = false;
@@ -322,7 +341,8 @@ fn summary() {
 }
 
 fn main() {
-    let pools: Vec<(usize, rayon::ThreadPool)> = [1usize, 2].into_iter().map(|t| (t, pool(t))).collect();
+    let pools: Vec<(usize, rayon::ThreadPool)> =
+        [1usize, 2].into_iter().map(|t| (t, pool(t))).collect();
     let mut c = Criterion::default().configure_from_args();
     bench_read(&mut c, &pools);
     bench_matvec(&mut c, &pools);

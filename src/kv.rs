@@ -133,7 +133,8 @@ impl KvRing {
         for h in 0..self.n_kv_heads {
             let o = self.offset(pos, h);
             let src = h * self.head_dim..(h + 1) * self.head_dim;
-            self.ty.store(&k[src.clone()], &mut self.k[o..o + self.head_bytes]);
+            self.ty
+                .store(&k[src.clone()], &mut self.k[o..o + self.head_bytes]);
             self.ty.store(&v[src], &mut self.v[o..o + self.head_bytes]);
         }
     }

@@ -2,9 +2,11 @@
 
 pub use edgegemma_kernels as kernels;
 
+pub mod generate;
 pub mod gguf;
 pub mod kv;
 pub mod model;
+pub mod npy;
 pub mod ops;
 pub mod sampler;
-pub mod npy;
+pub mod tokenizer;

@@ -24,6 +24,12 @@ enum Command {
     Inspect(cli::inspect::InspectArgs),
     /// Write every position's logits for given token ids to a .npy file
     Logits(cli::logits::LogitsArgs),
+    /// Complete a prompt, streaming the text
+    Run(cli::run::RunArgs),
+    /// Interactive chat in the Gemma turn template
+    Chat(cli::chat::ChatArgs),
+    /// Perplexity of a text file
+    Perplexity(cli::perplexity::PerplexityArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +37,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => cli::inspect::run(&args),
         Command::Logits(args) => cli::logits::run(&args),
+        Command::Run(args) => cli::run::run(&args),
+        Command::Chat(args) => cli::chat::run(&args),
+        Command::Perplexity(args) => cli::perplexity::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -142,8 +142,18 @@ fn run_dot_rows(
     out
 }
 
-fn reference(ty: GgmlType, cols: usize, w: &[u8], n_w: usize, acts: &[u8], n_act: usize) -> Vec<f32> {
-    let (wb, ab) = (row_bytes(ty, cols), row_bytes(vec_dot_type(ty).unwrap(), cols));
+fn reference(
+    ty: GgmlType,
+    cols: usize,
+    w: &[u8],
+    n_w: usize,
+    acts: &[u8],
+    n_act: usize,
+) -> Vec<f32> {
+    let (wb, ab) = (
+        row_bytes(ty, cols),
+        row_bytes(vec_dot_type(ty).unwrap(), cols),
+    );
     let mut out = vec![0.0; n_w * n_act];
     for t in 0..n_act {
         for r in 0..n_w {
@@ -313,21 +323,46 @@ fn quantize_act_matches_reference_bytes() {
             ("wide".into(), (0..n).map(|_| rng.gauss() * 1e4).collect()),
             ("zeros".into(), vec![0.0; n]),
             // Values landing exactly on halves after scaling: rounding mode matters.
-            ("halves".into(), (0..n).map(|i| ((i % 255) as f32 - 127.0) * 0.5).collect()),
+            (
+                "halves".into(),
+                (0..n).map(|i| ((i % 255) as f32 - 127.0) * 0.5).collect(),
+            ),
             (
                 "ties".into(),
-                (0..n).map(|i| if i % 7 == 0 { -3.0 } else if i % 5 == 0 { 3.0 } else { 1.5 }).collect(),
+                (0..n)
+                    .map(|i| {
+                        if i % 7 == 0 {
+                            -3.0
+                        } else if i % 5 == 0 {
+                            3.0
+                        } else {
+                            1.5
+                        }
+                    })
+                    .collect(),
             ),
             ("tiny".into(), (0..n).map(|_| rng.gauss() * 1e-39).collect()),
-            ("negmax".into(), (0..n).map(|i| if i % 50 == 3 { -9.0 } else { rng.gauss() }).collect()),
+            (
+                "negmax".into(),
+                (0..n)
+                    .map(|i| if i % 50 == 3 { -9.0 } else { rng.gauss() })
+                    .collect(),
+            ),
         ];
         let mut special = inputs[0].1.clone();
         special[1] = f32::NAN;
         special[40 % n] = f32::INFINITY;
         inputs.push(("nan_inf".into(), special));
         for (name, x) in &inputs {
-            for act_ty in [GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K, GgmlType::F32] {
-                let Some(rb) = act_ty.row_bytes(n as u64) else { continue };
+            for act_ty in [
+                GgmlType::Q8_0,
+                GgmlType::Q8_1,
+                GgmlType::Q8_K,
+                GgmlType::F32,
+            ] {
+                let Some(rb) = act_ty.row_bytes(n as u64) else {
+                    continue;
+                };
                 let mut want = vec![0u8; rb as usize];
                 formats::quantize_row(act_ty, x, &mut want).unwrap();
                 for k in &kernels {
@@ -360,16 +395,29 @@ fn integer_parts_are_exact() {
         for &nb in block_counts(ty) {
             let cols = nb * ty.block_size();
             for &(n_w, n_act) in &SHAPES {
-                let w: Vec<u8> = (0..n_w).flat_map(|_| exact_weight_row(ty, cols, &mut rng)).collect();
+                let w: Vec<u8> = (0..n_w)
+                    .flat_map(|_| exact_weight_row(ty, cols, &mut rng))
+                    .collect();
                 let acts: Vec<u8> = (0..n_act)
                     .flat_map(|_| exact_act_row(ty, cols, exact_range(ty), &mut rng))
                     .collect();
                 let want = reference(ty, cols, &w, n_w, &acts, n_act);
-                let (wb, ab) = (row_bytes(ty, cols), row_bytes(vec_dot_type(ty).unwrap(), cols));
+                let (wb, ab) = (
+                    row_bytes(ty, cols),
+                    row_bytes(vec_dot_type(ty).unwrap(), cols),
+                );
                 for t in 0..n_act {
                     for r in 0..n_w {
-                        let s = magnitude(ty, cols, &w[r * wb..(r + 1) * wb], &acts[t * ab..(t + 1) * ab]);
-                        assert!(s < (1u64 << 23) as f64, "{ty} exact-test precondition: S = {s}");
+                        let s = magnitude(
+                            ty,
+                            cols,
+                            &w[r * wb..(r + 1) * wb],
+                            &acts[t * ab..(t + 1) * ab],
+                        );
+                        assert!(
+                            s < (1u64 << 23) as f64,
+                            "{ty} exact-test precondition: S = {s}"
+                        );
                     }
                 }
                 for (k, count) in kernels.iter().zip(&mut checked) {
@@ -387,7 +435,10 @@ fn integer_parts_are_exact() {
         }
     }
     for (k, n) in kernels.iter().zip(&checked) {
-        eprintln!("integer_parts_are_exact: {}: {n} dot products equal to the reference", k.name);
+        eprintln!(
+            "integer_parts_are_exact: {}: {n} dot products equal to the reference",
+            k.name
+        );
     }
 }
 
@@ -408,7 +459,10 @@ fn model_like_data_within_the_rounding_bound() {
     let kernels = paths("model_like_data");
     for ty in WEIGHT_TYPES {
         let act_ty = vec_dot_type(ty).unwrap();
-        let mut sizes: Vec<usize> = block_counts(ty).iter().map(|nb| nb * ty.block_size()).collect();
+        let mut sizes: Vec<usize> = block_counts(ty)
+            .iter()
+            .map(|nb| nb * ty.block_size())
+            .collect();
         // Wide enough that prefill crosses an activation tile (256 KiB of rows).
         sizes.push(9216);
         for cols in sizes {
@@ -422,15 +476,25 @@ fn model_like_data_within_the_rounding_bound() {
                 }
                 let want = reference(ty, cols, &w, n_w, &acts, n_act);
                 let (wb, ab) = (row_bytes(ty, cols), row_bytes(act_ty, cols));
-                let terms = if ty.block_size() == 1 { cols } else { 2 * cols / ty.block_size() };
+                let terms = if ty.block_size() == 1 {
+                    cols
+                } else {
+                    2 * cols / ty.block_size()
+                };
                 for k in &kernels[1..] {
                     let got = run_dot_rows(k, ty, cols, &w, n_w, &acts, n_act);
                     for t in 0..n_act {
                         for r in 0..n_w {
                             let i = t * n_w + r;
-                            let s = magnitude(ty, cols, &w[r * wb..(r + 1) * wb], &acts[t * ab..(t + 1) * ab]);
+                            let s = magnitude(
+                                ty,
+                                cols,
+                                &w[r * wb..(r + 1) * wb],
+                                &acts[t * ab..(t + 1) * ab],
+                            );
                             let eps = f32::EPSILON as f64 / 2.0;
-                            let tol = 2.0 * (terms as f64 + 4.0) * eps * s + eps * (want[i].abs() as f64);
+                            let tol =
+                                2.0 * (terms as f64 + 4.0) * eps * s + eps * (want[i].abs() as f64);
                             let err = (got[i] as f64 - want[i] as f64).abs();
                             assert!(
                                 err <= tol,
@@ -452,7 +516,10 @@ fn model_like_data_within_the_rounding_bound() {
 fn matmul_threads_and_misaligned_weights() {
     let mut rng = Rng(0x5eed_0004);
     let kernels = paths("matmul");
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
     for ty in WEIGHT_TYPES {
         let cols = if ty.block_size() == 256 { 512 } else { 96 };
         for (rows, n) in [(203usize, 1usize), (70, 6)] {
@@ -463,18 +530,26 @@ fn matmul_threads_and_misaligned_weights() {
             let x: Vec<f32> = (0..n * cols).map(|_| rng.gauss()).collect();
             let mut want = vec![0.0f32; rows * n];
             let mut acts_ref = QuantizedActs::new();
-            acts_ref.quantize_with(dispatch::scalar(), ty, &x, n, cols).unwrap();
+            acts_ref
+                .quantize_with(dispatch::scalar(), ty, &x, n, cols)
+                .unwrap();
             let w_ref = WeightMatrix::new(ty, &wq, rows, cols).unwrap();
             matmul_with(dispatch::scalar(), &w_ref, &acts_ref, &mut want).unwrap();
             for k in &kernels {
                 let mut acts = QuantizedActs::new();
                 acts.quantize_with(k, ty, &x, n, cols).unwrap();
-                assert_eq!(acts.bytes(), acts_ref.bytes(), "{}: {ty} activations", k.name);
+                assert_eq!(
+                    acts.bytes(),
+                    acts_ref.bytes(),
+                    "{}: {ty} activations",
+                    k.name
+                );
                 let w = WeightMatrix::new(ty, &shifted[1..], rows, cols).unwrap();
                 let mut single = vec![0.0f32; rows * n];
                 matmul_with(k, &w, &acts, &mut single).unwrap();
                 let mut threaded = vec![0.0f32; rows * n];
-                pool.install(|| matmul_with(k, &w, &acts, &mut threaded)).unwrap();
+                pool.install(|| matmul_with(k, &w, &acts, &mut threaded))
+                    .unwrap();
                 // The same kernel on the same rows gives the same bits whatever the split.
                 assert_eq!(single, threaded, "{}: {ty} threaded result differs", k.name);
                 for (i, (&g, &e)) in single.iter().zip(&want).enumerate() {

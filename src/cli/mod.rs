@@ -1,9 +1,12 @@
 //! Subcommands, one file each. Each exposes `XxxArgs` (clap `Args`) and
 //! `run(&XxxArgs) -> CliResult`; `main.rs` prints the error as one line and exits 1.
 
+pub mod chat;
 pub mod common;
 pub mod inspect;
 pub mod logits;
+pub mod perplexity;
+pub mod run;
 
 /// What a subcommand returns. The error's `Display` should be one line naming the file
 /// (or other input) and the problem.

@@ -88,12 +88,16 @@ impl GemmaConfig {
             )));
         }
         if n_embd == 0 || n_layer == 0 || n_ff == 0 {
-            return Err(bad("embedding_length, block_count and feed_forward_length must be > 0".into()));
+            return Err(bad(
+                "embedding_length, block_count and feed_forward_length must be > 0".into(),
+            ));
         }
         let head_dim = hparam_u32_opt(file, a, "attention.key_length")?.unwrap_or(n_embd / n_head);
         if let Some(vd) = hparam_u32_opt(file, a, "attention.value_length")? {
             if vd != head_dim {
-                return Err(bad(format!("value_length {vd} differs from key_length {head_dim}")));
+                return Err(bad(format!(
+                    "value_length {vd} differs from key_length {head_dim}"
+                )));
             }
         }
         if head_dim == 0 || head_dim % 2 != 0 || head_dim > MAX_HEAD_DIM {
@@ -114,8 +118,12 @@ impl GemmaConfig {
         // converter also writes it, PITFALLS §3).
         let window = match generation {
             Generation::Gemma1 => None,
-            Generation::Gemma2 => Some(hparam_u32_opt(file, a, "attention.sliding_window")?.unwrap_or(4096)),
-            Generation::Gemma3 => hparam_u32_opt(file, a, "attention.sliding_window")?.filter(|&w| w > 0),
+            Generation::Gemma2 => {
+                Some(hparam_u32_opt(file, a, "attention.sliding_window")?.unwrap_or(4096))
+            }
+            Generation::Gemma3 => {
+                hparam_u32_opt(file, a, "attention.sliding_window")?.filter(|&w| w > 0)
+            }
         };
         let pattern_key = format!("{a}.attention.sliding_window_pattern");
         let is_local: Vec<bool> = match (window, file.get(&pattern_key)) {
@@ -173,8 +181,12 @@ impl GemmaConfig {
         let (attn_softcap, final_softcap) = match generation {
             Generation::Gemma1 => (None, None),
             Generation::Gemma2 => (
-                cap(Some(hparam_f32_opt(file, a, "attn_logit_softcapping")?.unwrap_or(50.0))),
-                cap(Some(hparam_f32_opt(file, a, "final_logit_softcapping")?.unwrap_or(30.0))),
+                cap(Some(
+                    hparam_f32_opt(file, a, "attn_logit_softcapping")?.unwrap_or(50.0),
+                )),
+                cap(Some(
+                    hparam_f32_opt(file, a, "final_logit_softcapping")?.unwrap_or(30.0),
+                )),
             ),
             Generation::Gemma3 => (
                 cap(hparam_f32_opt(file, a, "attn_logit_softcapping")?),
@@ -352,7 +364,11 @@ impl Gemma {
                 local: cfg.is_local[i],
             });
         }
-        let n_ctx = if run.n_ctx == 0 { cfg.n_ctx_train } else { run.n_ctx };
+        let n_ctx = if run.n_ctx == 0 {
+            cfg.n_ctx_train
+        } else {
+            run.n_ctx
+        };
         let n_batch = run.n_batch.clamp(1, n_ctx.max(1));
         if run.cache_type == CacheType::Q8_0 && hd % 32 != 0 {
             return Err(ModelError(format!(
@@ -552,7 +568,11 @@ impl Gemma {
             );
         }
         s.acts.invalidate();
-        let out = if all { &mut s.logits_all } else { &mut s.logits };
+        let out = if all {
+            &mut s.logits_all
+        } else {
+            &mut s.logits
+        };
         s.acts.matmul(map, &self.output, &s.u, m, out)?;
         if let Some(c) = self.cfg.final_softcap {
             ops::softcap_in_place(&mut out[..m * self.cfg.n_vocab], c);

@@ -44,7 +44,10 @@ pub fn matrix_opt(file: &GgufFile, name: &str, cols: usize, rows: usize) -> Resu
     let ty = t.ggml_type();
     // Checks the type has kernels and the row is whole blocks.
     let view = WeightMatrix::new(ty, t.data(), rows, cols).map_err(|e| {
-        err(file, format!("tensor {name:?} ({ty}) cannot be used as a matrix: {e}"))
+        err(
+            file,
+            format!("tensor {name:?} ({ty}) cannot be used as a matrix: {e}"),
+        )
     })?;
     let start = t.info().file_offset() as usize;
     Ok(Some(MatRef {
@@ -69,7 +72,10 @@ pub fn tensor_f32(file: &GgufFile, name: &str, dims: &[usize]) -> Result<Vec<f32
     if t.dims() != want.as_slice() {
         return Err(err(
             file,
-            format!("tensor {name:?} has shape {:?}, expected {want:?}", t.dims()),
+            format!(
+                "tensor {name:?} has shape {:?}, expected {want:?}",
+                t.dims()
+            ),
         ));
     }
     let n: usize = dims.iter().product();
@@ -99,7 +105,9 @@ pub fn hparam_u32(file: &GgufFile, arch: &str, key: &str) -> Result<usize> {
 
 /// An optional u32 hyperparameter `{arch}.{key}`.
 pub fn hparam_u32_opt(file: &GgufFile, arch: &str, key: &str) -> Result<Option<usize>> {
-    Ok(file.get_u32_opt(&format!("{arch}.{key}"))?.map(|v| v as usize))
+    Ok(file
+        .get_u32_opt(&format!("{arch}.{key}"))?
+        .map(|v| v as usize))
 }
 
 /// An optional f32 hyperparameter `{arch}.{key}`.

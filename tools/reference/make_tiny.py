@@ -58,8 +58,15 @@ TINY_MODELS = [
         "dtype": "float32",
         "primary": "hub",
         "tokenizer": "gemma",
-        "cfg": dict(hidden_size=48, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
-                    num_key_value_heads=1, head_dim=16, rope_theta=10000.0),
+        "cfg": dict(
+            hidden_size=48,
+            intermediate_size=96,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=1,
+            head_dim=16,
+            rope_theta=10000.0,
+        ),
         "features": "MQA (K=1), H*d=64 != D=48, hub config says hidden_act='gelu' (means tanh GELU)",
     },
     {
@@ -69,8 +76,15 @@ TINY_MODELS = [
         "dtype": "bfloat16",
         "primary": "v5",
         "tokenizer": "gemma",
-        "cfg": dict(hidden_size=40, intermediate_size=80, num_hidden_layers=3, num_attention_heads=4,
-                    num_key_value_heads=4, head_dim=16, rope_theta=10000.0),
+        "cfg": dict(
+            hidden_size=40,
+            intermediate_size=80,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            head_dim=16,
+            rope_theta=10000.0,
+        ),
         "features": "MHA (K=H=4), H*d=64 != D=40, bf16 storage, sqrt(40) not representable in bf16",
     },
     {
@@ -80,11 +94,21 @@ TINY_MODELS = [
         "dtype": "float32",
         "primary": "hub",
         "tokenizer": "gemma",
-        "cfg": dict(hidden_size=48, intermediate_size=96, num_hidden_layers=4, num_attention_heads=4,
-                    num_key_value_heads=2, head_dim=16, rope_theta=10000.0, sliding_window=8,
-                    query_pre_attn_scalar=12, attn_logit_softcapping=5.0, final_logit_softcapping=4.0),
+        "cfg": dict(
+            hidden_size=48,
+            intermediate_size=96,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            rope_theta=10000.0,
+            sliding_window=8,
+            query_pre_attn_scalar=12,
+            attn_logit_softcapping=5.0,
+            final_logit_softcapping=4.0,
+        ),
         "features": "GQA 4:2, local/global alternating (even layers local), window 8, "
-                    "query_pre_attn_scalar 12 != head_dim 16, attention softcap 5, final softcap 4",
+        "query_pre_attn_scalar 12 != head_dim 16, attention softcap 5, final softcap 4",
     },
     {
         "name": "gemma3-f32",
@@ -93,11 +117,21 @@ TINY_MODELS = [
         "dtype": "float32",
         "primary": "v5",
         "tokenizer": "gemma3",
-        "cfg": dict(hidden_size=48, intermediate_size=96, num_hidden_layers=7, num_attention_heads=4,
-                    num_key_value_heads=1, head_dim=16, sliding_window=10, query_pre_attn_scalar=16,
-                    rope_theta=1000000.0, rope_local_base_freq=10000.0, sliding_window_pattern=6),
+        "cfg": dict(
+            hidden_size=48,
+            intermediate_size=96,
+            num_hidden_layers=7,
+            num_attention_heads=4,
+            num_key_value_heads=1,
+            head_dim=16,
+            sliding_window=10,
+            query_pre_attn_scalar=16,
+            rope_theta=1000000.0,
+            rope_local_base_freq=10000.0,
+            sliding_window_pattern=6,
+        ),
         "features": "QK-norm, 5 local : 1 global (layer 5 global, layer 6 local again), window 10, "
-                    "RoPE base local 1e4 / global 1e6, MQA (like 270M)",
+        "RoPE base local 1e4 / global 1e6, MQA (like 270M)",
     },
     {
         "name": "gemma3-scaled-bf16",
@@ -107,13 +141,24 @@ TINY_MODELS = [
         "primary": "hub",
         "tokenizer": "gemma3",
         "vocab_rows": 576,
-        "cfg": dict(hidden_size=40, intermediate_size=80, num_hidden_layers=6, num_attention_heads=4,
-                    num_key_value_heads=2, head_dim=16, sliding_window=12, query_pre_attn_scalar=10,
-                    rope_theta=1000000.0, rope_local_base_freq=10000.0, sliding_window_pattern=3,
-                    rope_scaling={"rope_type": "linear", "factor": 8.0}, final_logit_softcapping=5.0),
+        "cfg": dict(
+            hidden_size=40,
+            intermediate_size=80,
+            num_hidden_layers=6,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            sliding_window=12,
+            query_pre_attn_scalar=10,
+            rope_theta=1000000.0,
+            rope_local_base_freq=10000.0,
+            sliding_window_pattern=3,
+            rope_scaling={"rope_type": "linear", "factor": 8.0},
+            final_logit_softcapping=5.0,
+        ),
         "features": "4B+/27B-style: linear RoPE x8 on global layers only, query_pre_attn_scalar = D/H = 10, "
-                    "576 embedding rows for a 512-token tokenizer (drop rows >= 512), non-default pattern "
-                    "(sliding_window_pattern 3: globals 2, 5), final softcap 5 set, GQA 4:2, bf16",
+        "576 embedding rows for a 512-token tokenizer (drop rows >= 512), non-default pattern "
+        "(sliding_window_pattern 3: globals 2, 5), final softcap 5 set, GQA 4:2, bf16",
     },
     {
         "name": "recurrentgemma-f32",
@@ -122,11 +167,20 @@ TINY_MODELS = [
         "dtype": "float32",
         "primary": "hub",
         "tokenizer": "gemma",
-        "cfg": dict(hidden_size=48, lru_width=64, intermediate_size=192, num_hidden_layers=6,
-                    num_attention_heads=4, num_key_value_heads=1, attention_window_size=16,
-                    logits_soft_cap=8.0, rope_theta=10000.0, partial_rotary_factor=0.5),
+        "cfg": dict(
+            hidden_size=48,
+            lru_width=64,
+            intermediate_size=192,
+            num_hidden_layers=6,
+            num_attention_heads=4,
+            num_key_value_heads=1,
+            attention_window_size=16,
+            logits_soft_cap=8.0,
+            rope_theta=10000.0,
+            partial_rotary_factor=0.5,
+        ),
         "features": "R,R,A x2, lru_width 64 != D 48 (gate blocks 16), head_dim 12 (RoPE on 6 dims), "
-                    "window 16, MLP F = intermediate_size/2 = 96, final softcap 8, bf16(sqrt(48)) = 6.9375",
+        "window 16, MLP F = intermediate_size/2 = 96, final softcap 8, bf16(sqrt(48)) = 6.9375",
     },
     {
         "name": "recurrentgemma-bf16",
@@ -135,11 +189,20 @@ TINY_MODELS = [
         "dtype": "bfloat16",
         "primary": "v5",
         "tokenizer": "gemma",
-        "cfg": dict(hidden_size=48, lru_width=48, intermediate_size=288, num_hidden_layers=6,
-                    num_attention_heads=2, num_key_value_heads=1, attention_window_size=12,
-                    logits_soft_cap=8.0, rope_theta=10000.0, partial_rotary_factor=0.5),
+        "cfg": dict(
+            hidden_size=48,
+            lru_width=48,
+            intermediate_size=288,
+            num_hidden_layers=6,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            attention_window_size=12,
+            logits_soft_cap=8.0,
+            rope_theta=10000.0,
+            partial_rotary_factor=0.5,
+        ),
         "features": "R,R,A x2, lru_width = D = 48 (gate blocks 24), head_dim 24 (RoPE on 12 dims), "
-                    "window 12, MLP F = 144, bf16 storage",
+        "window 12, MLP F = 144, bf16 storage",
     },
 ]
 
@@ -295,8 +358,14 @@ def tokenizer_goldens(folder: Path, tok: dict) -> list[dict]:
     chat_ids = raw.encode(chat, add_special_tokens=False).ids
     if tb.spm_encode(tok["pieces"], tok["types"], chat)[1:] != chat_ids:
         raise SystemExit(f"{folder}: chat template ids differ between HF and SentencePiece-style")
-    cases.append({"text": chat, "ids": chat_ids, "decoded": raw.decode(chat_ids, skip_special_tokens=False),
-                  "note": "rendered chat template (already starts with <bos>; encoded without adding another)"})
+    cases.append(
+        {
+            "text": chat,
+            "ids": chat_ids,
+            "decoded": raw.decode(chat_ids, skip_special_tokens=False),
+            "note": "rendered chat template (already starts with <bos>; encoded without adding another)",
+        }
+    )
     return cases
 
 
@@ -307,8 +376,12 @@ def v5_config(spec: dict) -> dict:
     """What transformers 5 save_pretrained writes (rope_parameters, layer_types, dtype)."""
     from transformers import GemmaConfig, Gemma2Config, Gemma3TextConfig, RecurrentGemmaConfig
 
-    cls = {"gemma": GemmaConfig, "gemma2": Gemma2Config, "gemma3": Gemma3TextConfig,
-           "recurrent_gemma": RecurrentGemmaConfig}[spec["arch"]]
+    cls = {
+        "gemma": GemmaConfig,
+        "gemma2": Gemma2Config,
+        "gemma3": Gemma3TextConfig,
+        "recurrent_gemma": RecurrentGemmaConfig,
+    }[spec["arch"]]
     kw = dict(spec["cfg"])
     kw["vocab_size"] = spec.get("vocab_rows", TOKENIZER_VOCAB)
     kw["dtype"] = spec["dtype"]
@@ -346,28 +419,58 @@ def hub_config(spec: dict) -> dict:
         "vocab_size": spec.get("vocab_rows", TOKENIZER_VOCAB),
     }
     if arch == "gemma":
-        out.update(model_type="gemma", head_dim=c["head_dim"], hidden_act="gelu", initializer_range=0.02,
-                   max_position_embeddings=8192, rope_scaling=None)
+        out.update(
+            model_type="gemma",
+            head_dim=c["head_dim"],
+            hidden_act="gelu",
+            initializer_range=0.02,
+            max_position_embeddings=8192,
+            rope_scaling=None,
+        )
     elif arch == "gemma2":
-        out.update(model_type="gemma2", head_dim=c["head_dim"], hidden_act="gelu_pytorch_tanh",
-                   hidden_activation="gelu_pytorch_tanh", initializer_range=0.02, max_position_embeddings=8192,
-                   query_pre_attn_scalar=c["query_pre_attn_scalar"], sliding_window=c["sliding_window"],
-                   attn_logit_softcapping=c["attn_logit_softcapping"],
-                   final_logit_softcapping=c["final_logit_softcapping"], cache_implementation="hybrid")
+        out.update(
+            model_type="gemma2",
+            head_dim=c["head_dim"],
+            hidden_act="gelu_pytorch_tanh",
+            hidden_activation="gelu_pytorch_tanh",
+            initializer_range=0.02,
+            max_position_embeddings=8192,
+            query_pre_attn_scalar=c["query_pre_attn_scalar"],
+            sliding_window=c["sliding_window"],
+            attn_logit_softcapping=c["attn_logit_softcapping"],
+            final_logit_softcapping=c["final_logit_softcapping"],
+            cache_implementation="hybrid",
+        )
     elif arch == "gemma3":
-        out.update(model_type="gemma3_text", head_dim=c["head_dim"], hidden_activation="gelu_pytorch_tanh",
-                   initializer_range=0.02, max_position_embeddings=32768,
-                   query_pre_attn_scalar=c["query_pre_attn_scalar"], sliding_window=c["sliding_window"],
-                   sliding_window_pattern=c["sliding_window_pattern"],
-                   rope_local_base_freq=c["rope_local_base_freq"], rope_scaling=c.get("rope_scaling"),
-                   attn_logit_softcapping=None, final_logit_softcapping=c.get("final_logit_softcapping"))
+        out.update(
+            model_type="gemma3_text",
+            head_dim=c["head_dim"],
+            hidden_activation="gelu_pytorch_tanh",
+            initializer_range=0.02,
+            max_position_embeddings=32768,
+            query_pre_attn_scalar=c["query_pre_attn_scalar"],
+            sliding_window=c["sliding_window"],
+            sliding_window_pattern=c["sliding_window_pattern"],
+            rope_local_base_freq=c["rope_local_base_freq"],
+            rope_scaling=c.get("rope_scaling"),
+            attn_logit_softcapping=None,
+            final_logit_softcapping=c.get("final_logit_softcapping"),
+        )
     elif arch == "recurrent_gemma":
-        out.update(model_type="recurrent_gemma", head_dim=c["hidden_size"] // c["num_attention_heads"],
-                   hidden_activation="gelu_pytorch_tanh", lru_width=c["lru_width"],
-                   attention_window_size=c["attention_window_size"], block_types=["recurrent", "recurrent", "attention"],
-                   conv1d_width=4, embeddings_scale_by_sqrt_dim=True, logits_soft_cap=c["logits_soft_cap"],
-                   partial_rotary_factor=c["partial_rotary_factor"], w_init_variance_scale=0.01,
-                   final_w_init_variance_scale=2.0 / c["num_hidden_layers"])
+        out.update(
+            model_type="recurrent_gemma",
+            head_dim=c["hidden_size"] // c["num_attention_heads"],
+            hidden_activation="gelu_pytorch_tanh",
+            lru_width=c["lru_width"],
+            attention_window_size=c["attention_window_size"],
+            block_types=["recurrent", "recurrent", "attention"],
+            conv1d_width=4,
+            embeddings_scale_by_sqrt_dim=True,
+            logits_soft_cap=c["logits_soft_cap"],
+            partial_rotary_factor=c["partial_rotary_factor"],
+            w_init_variance_scale=0.01,
+            final_w_init_variance_scale=2.0 / c["num_hidden_layers"],
+        )
     return dict(sorted(out.items()))
 
 
@@ -470,7 +573,7 @@ def hf_greedy(model, prompt: list[int], n_tok: int) -> tuple[list[int], torch.Te
         return_dict_in_generate=True,
         **extra,
     )
-    new = out.sequences[0, len(prompt):].tolist()
+    new = out.sequences[0, len(prompt) :].tolist()
     step_logits = torch.stack([x[0].float() for x in out.logits])
     return new, step_logits
 
@@ -498,11 +601,17 @@ def make_sequences(folder: Path, seed: int) -> list[dict]:
     gen = torch.Generator().manual_seed(seed + 7)
     rand_ids = [2] + torch.randint(0, n_tok, (SEQ_LENGTHS[1] - 1,), generator=gen).tolist()
     seqs = [
-        {"name": "seq0", "source": "text: prose (BOS + tokens of a fixed string, truncated)",
-         "ids": text_ids[: SEQ_LENGTHS[0]]},
+        {
+            "name": "seq0",
+            "source": "text: prose (BOS + tokens of a fixed string, truncated)",
+            "ids": text_ids[: SEQ_LENGTHS[0]],
+        },
         {"name": "seq1", "source": f"random ids in [0, {n_tok}) after BOS (seeded)", "ids": rand_ids},
-        {"name": "seq2", "source": "chat template with system+user+model+user turns, truncated",
-         "ids": chat_ids[: SEQ_LENGTHS[2]]},
+        {
+            "name": "seq2",
+            "source": "chat template with system+user+model+user turns, truncated",
+            "ids": chat_ids[: SEQ_LENGTHS[2]],
+        },
     ]
     for s, n in zip(seqs, SEQ_LENGTHS):
         if len(s["ids"]) != n:
@@ -545,14 +654,18 @@ def ablations(spec: dict, config) -> list[tuple]:
         variant("local RoPE base = global base", same_base)
         variant("all layers global", lambda k: setattr(k, "layer_types", ["full_attention"] * k.num_hidden_layers))
         if c.get("rope_scaling"):
+
             def no_scaling(k):
                 k.rope_parameters["full_attention"] = {"rope_type": "default", "rope_theta": c["rope_theta"]}
 
             variant("no linear RoPE scaling on global layers", no_scaling)
 
             def scale_local_too(k):
-                k.rope_parameters["sliding_attention"] = {"rope_type": "linear", "factor": 8.0,
-                                                          "rope_theta": c["rope_local_base_freq"]}
+                k.rope_parameters["sliding_attention"] = {
+                    "rope_type": "linear",
+                    "factor": 8.0,
+                    "rope_theta": c["rope_local_base_freq"],
+                }
 
             variant("linear RoPE scaling applied to local layers too", scale_local_too)
         if c["query_pre_attn_scalar"] != c["head_dim"]:
@@ -561,11 +674,16 @@ def ablations(spec: dict, config) -> list[tuple]:
             variant("no final softcap", lambda k: setattr(k, "final_logit_softcapping", None))
     if arch == "recurrent_gemma":
         variant("final softcap effectively off (1e9)", lambda k: setattr(k, "logits_soft_cap", 1e9))
-        variant("RoPE on the full head (partial_rotary_factor 1)",
-                lambda k: k.rope_parameters.update(partial_rotary_factor=1.0))
+        variant(
+            "RoPE on the full head (partial_rotary_factor 1)",
+            lambda k: k.rope_parameters.update(partial_rotary_factor=1.0),
+        )
         d = c["hidden_size"]
-        variant(f"exact sqrt({d}) embedding scale instead of bf16", None,
-                model_fn=lambda m: setattr(m.model, "normalizer", torch.tensor(math.sqrt(d))))
+        variant(
+            f"exact sqrt({d}) embedding scale instead of bf16",
+            None,
+            model_fn=lambda m: setattr(m.model, "normalizer", torch.tensor(math.sqrt(d))),
+        )
 
         def flip_conv(m):
             for layer in m.model.layers:
@@ -607,8 +725,7 @@ def write_model(spec: dict, toks: dict, root: Path) -> dict:
     write_json(folder / "config.json", primary, sort_keys=True)
     write_json(folder / other_name, other, sort_keys=True)
     eot = tok["pieces"].index("<end_of_turn>")
-    write_json(folder / "generation_config.json",
-               {"bos_token_id": 2, "eos_token_id": [1, eot], "pad_token_id": 0})
+    write_json(folder / "generation_config.json", {"bos_token_id": 2, "eos_token_id": [1, eot], "pad_token_id": 0})
     write_text(folder / "tokenizer.json", tok["json"])
     write_json(folder / "tokenizer_config.json", tok["config"])
 
@@ -633,20 +750,20 @@ def write_model(spec: dict, toks: dict, root: Path) -> dict:
         "hf_class": HF_CLASS[spec["arch"]],
         "features": spec["features"],
         "config": "config.json",
-        "config_dialect": "hub (rope_theta, rope_local_base_freq, sliding_window_pattern, torch_dtype)"
-        if spec["primary"] == "hub" else "transformers 5 (rope_parameters, layer_types, dtype)",
+        "config_dialect": DIALECT_NOTE[spec["primary"]][spec["arch"]],
         "other_config": other_name,
         "stored_dtype": spec["dtype"],
-        "compute": "float32 (checkpoint upcast at load), eager attention, transformers "
-                   + __import__("transformers").__version__,
+        "compute": compute_note(spec),
         "tokenizer_vocab": n_tok,
         "embedding_rows": config.vocab_size,
         "logits_columns": n_tok,
     }
     if config.vocab_size > n_tok:
-        golden["logits_note"] = (f"embedding has {config.vocab_size} rows but the tokenizer {n_tok} tokens; "
-                                 f"logits are stored for the first {n_tok} columns (the converter drops the "
-                                 f"extra rows, as llama.cpp's does); greedy suppresses ids >= {n_tok}")
+        golden["logits_note"] = (
+            f"embedding has {config.vocab_size} rows but the tokenizer {n_tok} tokens; "
+            f"logits are stored for the first {n_tok} columns (the converter drops the "
+            f"extra rows, as llama.cpp's does); greedy suppresses ids >= {n_tok}"
+        )
     golden.update(embed_scale_info(spec, config))
     golden["layer_types"] = layer_types(spec, config)
 
@@ -681,8 +798,43 @@ def write_model(spec: dict, toks: dict, root: Path) -> dict:
     write_json(folder / "golden" / "golden.json", golden)
     summary = copy.deepcopy(checks)
     summary.get("griffin_crosscheck", {}).pop("seq2_per_position_max_abs_diff_ref_vs_hf", None)
-    return {"name": name, "seed": spec["seed"], "stored_dtype": spec["dtype"],
-            "config_json_dialect": spec["primary"], "features": spec["features"], "checks": summary}
+    return {
+        "name": name,
+        "seed": spec["seed"],
+        "stored_dtype": spec["dtype"],
+        "config_json_dialect": spec["primary"],
+        "features": spec["features"],
+        "checks": summary,
+    }
+
+
+DIALECT_NOTE = {
+    "hub": {
+        "gemma": "hub (top-level rope_theta, rope_scaling null, hidden_act 'gelu', torch_dtype)",
+        "gemma2": "hub (top-level rope_theta, no layer_types, torch_dtype)",
+        "gemma3": "hub (rope_theta, rope_local_base_freq, sliding_window_pattern, rope_scaling, no layer_types, "
+        "torch_dtype)",
+        "recurrent_gemma": "hub (top-level rope_theta and partial_rotary_factor, torch_dtype)",
+    },
+    "v5": {
+        "gemma": "transformers 5 (rope_parameters, dtype)",
+        "gemma2": "transformers 5 (rope_parameters, layer_types, dtype)",
+        "gemma3": "transformers 5 (rope_parameters per layer type, layer_types, dtype)",
+        "recurrent_gemma": "transformers 5 (rope_parameters with partial_rotary_factor, dtype)",
+    },
+}
+
+
+def compute_note(spec: dict) -> str:
+    import importlib.metadata as md
+
+    tf = "transformers " + md.version("transformers")
+    if spec["arch"] == "recurrent_gemma":
+        return (
+            f"float32 (checkpoint upcast at load); logits and greedy from Google's recurrentgemma "
+            f"{md.version('recurrentgemma')} (PyTorch), logits_hf from {tf} with eager attention"
+        )
+    return f"float32 (checkpoint upcast at load), eager attention, {tf}"
 
 
 def check_config(spec: dict, cfg) -> None:
@@ -693,8 +845,10 @@ def check_config(spec: dict, cfg) -> None:
         rp = cfg.rope_parameters
         assert rp["full_attention"]["rope_theta"] == c["rope_theta"], rp
         assert rp["sliding_attention"]["rope_theta"] == c["rope_local_base_freq"], rp
-        want = ["full_attention" if (i + 1) % c["sliding_window_pattern"] == 0 else "sliding_attention"
-                for i in range(c["num_hidden_layers"])]
+        want = [
+            "full_attention" if (i + 1) % c["sliding_window_pattern"] == 0 else "sliding_attention"
+            for i in range(c["num_hidden_layers"])
+        ]
         assert list(cfg.layer_types) == want, cfg.layer_types
         if c.get("rope_scaling"):
             assert rp["full_attention"]["rope_type"] == "linear" and rp["full_attention"]["factor"] == 8.0, rp
@@ -721,17 +875,23 @@ def embed_scale_info(spec: dict, config) -> dict:
     d = config.hidden_size
     exact = math.sqrt(d)
     if spec["arch"] == "recurrent_gemma":
-        return {"embed_scale": bf16_round(exact),
-                "embed_scale_rule": f"bf16(sqrt({d})) = {bf16_round(exact)}: RecurrentGemma (HF and Google) "
-                                    "always round the normalizer to bf16, even in f32"}
-    info = {"embed_scale": float(np.float32(exact)),
-            "embed_scale_rule": f"exact f32 sqrt({d}) = {np.float32(exact)}: HF casts the scale to the weight "
-                                "dtype, and the goldens run with f32 weights"}
+        return {
+            "embed_scale": bf16_round(exact),
+            "embed_scale_rule": f"bf16(sqrt({d})) = {bf16_round(exact)}: RecurrentGemma (HF and Google) "
+            "always round the normalizer to bf16, even in f32",
+        }
+    info = {
+        "embed_scale": float(np.float32(exact)),
+        "embed_scale_rule": f"exact f32 sqrt({d}) = {np.float32(exact)}: HF casts the scale to the weight "
+        "dtype, and the goldens run with f32 weights",
+    }
     if spec["dtype"] == "bfloat16":
         info["embed_scale_bf16"] = bf16_round(exact)
-        info["embed_scale_note"] = ("seqN.logits_bf16_embed_scale.npy: same f32 computation but with "
-                                    f"bf16(sqrt({d})) = {bf16_round(exact)}, the scale HF uses when it runs "
-                                    "this bf16 checkpoint in bf16 and the runtime's default")
+        info["embed_scale_note"] = (
+            "seqN.logits_bf16_embed_scale.npy: same f32 computation but with "
+            f"bf16(sqrt({d})) = {bf16_round(exact)}, the scale HF uses when it runs "
+            "this bf16 checkpoint in bf16 and the runtime's default"
+        )
     return info
 
 
@@ -768,16 +928,23 @@ def transformer_goldens(folder, spec, model, seqs, n_tok, checks):
         if top2_margin(step) < MIN_GREEDY_MARGIN:
             raise SystemExit(f"{folder}: greedy {gi} has a near-tie ({top2_margin(step):.2e}); pick another seed")
         # The cached decode must agree with a full recompute of the same tokens.
-        full = hf_logits(model, prompt + new[:-1])[plen - 1:, :n_tok]
+        full = hf_logits(model, prompt + new[:-1])[plen - 1 :, :n_tok]
         worst_step = max(worst_step, maxdiff(step, full))
         if torch.argmax(full, -1).tolist() != new:
             raise SystemExit(f"{folder}: greedy tokens differ from argmax of a full forward")
         fn = f"greedy{gi}.logits.npy"
         save_npy(gdir / fn, step.numpy())
-        greedy.append({"prompt_from": src["name"], "prompt_ids": prompt, "new_tokens": new,
-                       "step_logits": fn, "shape": list(step.shape),
-                       "min_top1_top2_margin": fmt(top2_margin(step)),
-                       "note": "KV-cached decode; step_logits[i] is what new_tokens[i] was chosen from"})
+        greedy.append(
+            {
+                "prompt_from": src["name"],
+                "prompt_ids": prompt,
+                "new_tokens": new,
+                "step_logits": fn,
+                "shape": list(step.shape),
+                "min_top1_top2_margin": fmt(top2_margin(step)),
+                "note": "KV-cached decode; step_logits[i] is what new_tokens[i] was chosen from",
+            }
+        )
     checks["cached_decode_vs_full_forward_max_abs_diff"] = fmt(worst_step)
     if worst_step > 1e-4:
         raise SystemExit(f"{folder}: cached decode differs from full forward by {worst_step}")
@@ -812,8 +979,14 @@ def rg_goldens(folder, spec, config, state, hf_model, seqs, checks):
             per_pos = [fmt(float(x)) for x in d]
         save_npy(gdir / f"{s['name']}.logits.npy", r.numpy())
         save_npy(gdir / f"{s['name']}.logits_hf.npy", h.numpy())
-        entries.append({**s, "logits": f"{s['name']}.logits.npy", "logits_hf": f"{s['name']}.logits_hf.npy",
-                        "shape": list(r.shape)})
+        entries.append(
+            {
+                **s,
+                "logits": f"{s['name']}.logits.npy",
+                "logits_hf": f"{s['name']}.logits_hf.npy",
+                "shape": list(r.shape),
+            }
+        )
     checks["griffin_crosscheck"] = {
         "window": w,
         "max_abs_diff_ref_vs_hf_positions_below_W": fmt(inside),
@@ -823,12 +996,13 @@ def rg_goldens(folder, spec, config, state, hf_model, seqs, checks):
         "max_abs_diff_ref_vs_hf_with_window_W_plus_1": fmt(w1_diff),
         "seq2_per_position_max_abs_diff_ref_vs_hf": per_pos,
         "meaning": "HF lets position p see keys p-W+1..p (W keys), Google's reference p-W..p (W+1 keys). "
-                   "Positions < W see the same keys in both; from p = W on they differ. HF with the window "
-                   "set to W+1 reproduces the reference everywhere, so the window edge is the only difference.",
+        "Positions < W see the same keys in both; from p = W on they differ. HF with the window "
+        "set to W+1 reproduces the reference everywhere, so the window edge is the only difference.",
     }
     if inside > 1e-4 or w1_diff > 1e-4:
-        raise SystemExit(f"{folder}: HF and the Griffin reference disagree beyond the window edge "
-                         f"(inside {inside}, W+1 {w1_diff})")
+        raise SystemExit(
+            f"{folder}: HF and the Griffin reference disagree beyond the window edge (inside {inside}, W+1 {w1_diff})"
+        )
     if edge < 1e-3:
         raise SystemExit(f"{folder}: window edge does not show (diff {edge}); sequences too short?")
 
@@ -837,7 +1011,7 @@ def rg_goldens(folder, spec, config, state, hf_model, seqs, checks):
     for gi, (src, plen) in enumerate(zip((seqs[0], seqs[2]), GREEDY_PROMPTS)):
         prompt = src["ids"][:plen]
         new, step = griffin_ref.ref_greedy(ref, prompt, GREEDY_NEW)
-        full = griffin_ref.ref_logits(ref, prompt + new[:-1])[plen - 1:]
+        full = griffin_ref.ref_logits(ref, prompt + new[:-1])[plen - 1 :]
         worst_step = max(worst_step, maxdiff(step, full))
         hf_new, hf_step = hf_greedy(hf_w1, prompt, config.vocab_size)
         if hf_new != new:
@@ -847,11 +1021,18 @@ def rg_goldens(folder, spec, config, state, hf_model, seqs, checks):
             raise SystemExit(f"{folder}: greedy {gi} has a near-tie ({top2_margin(step):.2e}); pick another seed")
         fn = f"greedy{gi}.logits.npy"
         save_npy(gdir / fn, step.numpy())
-        greedy.append({"prompt_from": src["name"], "prompt_ids": prompt, "new_tokens": new,
-                       "step_logits": fn, "shape": list(step.shape),
-                       "min_top1_top2_margin": fmt(top2_margin(step)),
-                       "note": "Google reference, cached decode (KV ring of W previous tokens, conv and "
-                               "RG-LRU state); HF with window W+1 generates the same tokens"})
+        greedy.append(
+            {
+                "prompt_from": src["name"],
+                "prompt_ids": prompt,
+                "new_tokens": new,
+                "step_logits": fn,
+                "shape": list(step.shape),
+                "min_top1_top2_margin": fmt(top2_margin(step)),
+                "note": "Google reference, cached decode (KV ring of W previous tokens, conv and "
+                "RG-LRU state); HF with window W+1 generates the same tokens",
+            }
+        )
     checks["cached_decode_vs_full_forward_and_hf_w_plus_1_max_abs_diff"] = fmt(worst_step)
     if worst_step > 1e-4:
         raise SystemExit(f"{folder}: cached decode differs by {worst_step}")
@@ -865,8 +1046,17 @@ def versions() -> dict:
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
-    for pkg in ("torch", "transformers", "safetensors", "tokenizers", "numpy", "recurrentgemma", "gguf",
-                "einops", "jaxtyping"):
+    for pkg in (
+        "torch",
+        "transformers",
+        "safetensors",
+        "tokenizers",
+        "numpy",
+        "recurrentgemma",
+        "gguf",
+        "einops",
+        "jaxtyping",
+    ):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
@@ -875,11 +1065,13 @@ def versions() -> dict:
 
 
 def tokenizer_summary(toks: dict) -> dict:
-    out = {"how": TOKENIZER_SEED_NOTE,
-           "scores": "merge rank of a piece = its id (transformers' SentencePiece-BPE merge generation); a "
-                     "llama.cpp-style tokenizer with score = -id reproduces every golden id list "
-                     "(checked by tokenizer_build.spm_encode)",
-           "layouts": {}}
+    out = {
+        "how": TOKENIZER_SEED_NOTE,
+        "scores": "merge rank of a piece = its id (transformers' SentencePiece-BPE merge generation); a "
+        "llama.cpp-style tokenizer with score = -id reproduces every golden id list "
+        "(checked by tokenizer_build.spm_encode)",
+        "layouts": {},
+    }
     for layout, tok in toks.items():
         p = tok["pieces"]
         first_merge = len(tb.SPECIALS[layout]) + len(tb.USER_DEFINED) + tb.NUM_BYTES
@@ -909,7 +1101,7 @@ def write_manifest(root: Path, results: list[dict], toks: dict) -> None:
         "regenerate": "see tools/reference/README.md",
         "versions": versions(),
         "determinism": "torch single-threaded, deterministic algorithms; byte-identical with the pinned "
-                       "versions on the same CPU architecture",
+        "versions on the same CPU architecture",
         "seeds": {m["name"]: m["seed"] for m in TINY_MODELS},
         "tokenizer": tokenizer_summary(toks),
         "models": results,
@@ -921,8 +1113,12 @@ def write_manifest(root: Path, results: list[dict], toks: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=None,
-                    help="output directory (default models/tiny in the repo; required with --shape)")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output directory (default models/tiny in the repo; required with --shape)",
+    )
     ap.add_argument("--only", action="append", default=None, help="write only this tiny model (repeatable)")
     ap.add_argument("--shape", default=None, help="write a random checkpoint with a real model's shapes")
     ap.add_argument("--layers", type=int, default=None, help="with --shape: override the layer count")

@@ -15,6 +15,7 @@ single characters (most frequent first). Like SentencePiece, characters come las
 
 from __future__ import annotations
 
+import heapq
 import json
 import unicodedata
 from collections import Counter
@@ -167,7 +168,7 @@ def generate_merges(vocab: dict[str, int]) -> list[tuple[str, str]]:
         local.sort(key=lambda x: (vocab[x[0]], vocab[x[1]]))
         out.extend(local)
     out.sort(key=lambda x: (x[2], len(x[0]), len(x[1])))
-    return [(l, r) for l, r, _ in out]
+    return [(left, right) for left, right, _ in out]
 
 
 def tokenizer_json(pieces: list[str], layout: str) -> dict:
@@ -175,7 +176,7 @@ def tokenizer_json(pieces: list[str], layout: str) -> dict:
     # Control, user-defined and byte tokens never take part in merges.
     first_piece = len(SPECIALS[layout]) + len(USER_DEFINED) + NUM_BYTES
     merge_vocab = {p: i for p, i in vocab.items() if i >= first_piece}
-    merges = [[l, r] for l, r in generate_merges(merge_vocab)]
+    merges = [[left, right] for left, right in generate_merges(merge_vocab)]
     added = []
     for tok in SPECIALS[layout]:
         added.append(_added(vocab[tok], tok, special=True))
@@ -305,8 +306,6 @@ def spm_encode(pieces: list[str], types: list[str], text: str) -> list[int]:
     """llama.cpp's SentencePiece-BPE algorithm (ARCHITECTURES.md §8.3) with score = -id,
     parse_special = true, add_bos = true. Used only to check that the HF ids in the goldens
     are what a llama.cpp-style tokenizer produces from the same vocabulary."""
-    import heapq
-
     vocab = {p: i for i, p in enumerate(pieces)}
     matchable = sorted(
         (p for p, t in zip(pieces, types) if t in ("control", "unknown", "user_defined")),
@@ -337,53 +336,58 @@ def spm_encode(pieces: list[str], types: list[str], text: str) -> list[int]:
     for kind, val in frags:
         if kind == "id":
             out.append(val)
-            continue
-        s = val.replace(" ", SPACE)
-        syms = list(s)  # UTF-8 characters
-        prev = list(range(-1, len(syms) - 1))
-        nxt_ = list(range(1, len(syms) + 1))
-        nxt_[-1] = -1
-        heap: list = []
-        rev: dict[str, tuple[str, str]] = {}
+        else:
+            out.extend(_spm_fragment(vocab, val))
+    return out
 
-        def push(left: int, right: int) -> None:
-            if left < 0 or right < 0:
-                return
-            text_ = syms[left] + syms[right]
-            if text_ in vocab:
-                heapq.heappush(heap, (vocab[text_], left, right, len(text_)))
-                rev[text_] = (syms[left], syms[right])
 
-        for i in range(len(syms) - 1):
-            push(i, i + 1)
-        while heap:
-            _score, left, right, size = heapq.heappop(heap)
-            if not syms[left] or not syms[right] or len(syms[left]) + len(syms[right]) != size:
-                continue
-            if nxt_[left] != right:
-                continue
-            syms[left] += syms[right]
-            syms[right] = ""
-            nxt_[left] = nxt_[right]
-            if nxt_[right] >= 0:
-                prev[nxt_[right]] = left
-            push(prev[left], left)
-            push(left, nxt_[left])
+def _spm_fragment(vocab: dict[str, int], text: str) -> list[int]:
+    """Steps 3-7 of §8.3 for one raw-text fragment."""
+    syms = list(text.replace(" ", SPACE))  # UTF-8 characters
+    prev = list(range(-1, len(syms) - 1))
+    nxt = list(range(1, len(syms) + 1))
+    if nxt:
+        nxt[-1] = -1
+    heap: list = []
+    rev: dict[str, tuple[str, str]] = {}
 
-        def emit(piece: str) -> None:
-            if piece in vocab:
-                out.append(vocab[piece])
-            elif piece in rev:
-                a, b = rev[piece]
-                emit(a)
-                emit(b)
-            else:
-                for byte in piece.encode("utf-8"):
-                    out.append(vocab[f"<0x{byte:02X}>"])
+    def push(left: int, right: int) -> None:
+        if left < 0 or right < 0:
+            return
+        joined = syms[left] + syms[right]
+        if joined in vocab:
+            # min-heap on (id, left index) = max score (-id), ties to the leftmost pair
+            heapq.heappush(heap, (vocab[joined], left, right, len(joined)))
+            rev[joined] = (syms[left], syms[right])
 
-        for sym in syms:
-            if sym:
-                emit(sym)
+    for i in range(len(syms) - 1):
+        push(i, i + 1)
+    while heap:
+        _score, left, right, size = heapq.heappop(heap)
+        if not syms[left] or not syms[right] or len(syms[left]) + len(syms[right]) != size:
+            continue  # stale
+        syms[left] += syms[right]
+        syms[right] = ""
+        nxt[left] = nxt[right]
+        if nxt[right] >= 0:
+            prev[nxt[right]] = left
+        push(prev[left], left)
+        push(left, nxt[left])
+
+    out: list[int] = []
+
+    def emit(piece: str) -> None:
+        if piece in vocab:
+            out.append(vocab[piece])
+        elif piece in rev:
+            emit(rev[piece][0])
+            emit(rev[piece][1])
+        else:  # byte fallback
+            out.extend(vocab[f"<0x{byte:02X}>"] for byte in piece.encode("utf-8"))
+
+    for sym in syms:
+        if sym:
+            emit(sym)
     return out
 
 

@@ -1,0 +1,134 @@
+//! `edgegemma chat`: an interactive conversation in Gemma's turn template. The KV cache (or
+//! recurrent state) is kept across turns: each turn feeds only the new text. `/reset` starts
+//! over, `/quit` (or end of input) leaves.
+
+use super::common::{set_threads, ModelArgs};
+use super::run::SamplingArgs;
+use super::CliResult;
+use clap::Args;
+use edgegemma::generate::{generate, StopReason};
+use edgegemma::model::ModelError;
+use edgegemma::sampler::Sampler;
+use edgegemma::tokenizer::{StreamDecoder, Tokenizer};
+use std::io::{BufRead, Write};
+
+#[derive(Args, Debug)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// System prompt, folded into the first user turn (as Gemma 3's template does)
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Most tokens per reply (-1 = until <end_of_turn>)
+    #[arg(short = 'n', long = "n-predict", default_value_t = -1, allow_hyphen_values = true)]
+    pub n_predict: i64,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+pub fn run(args: &ChatArgs) -> CliResult {
+    let sampler_cfg = args.sampling.config()?;
+    set_threads(args.model.threads)?;
+    let (mut model, file) = edgegemma::model::load(&args.model.model, &args.model.run_config())?;
+    let tok = Tokenizer::from_gguf_file(&file)?;
+    let mut sampler = Sampler::new(sampler_cfg);
+    let n_predict = usize::try_from(args.n_predict).ok();
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout();
+    let interactive = std::io::IsTerminal::is_terminal(&stdin);
+    // Text owed to the context before the next user turn (the end of the last model turn).
+    let mut pending = String::new();
+    let mut first_turn = true;
+    eprintln!("edgegemma chat: /reset to start over, /quit or end of input to leave");
+    loop {
+        if interactive {
+            write!(stdout, "> ").and_then(|()| stdout.flush()).ok();
+        }
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            break;
+        }
+        let msg = line.trim();
+        match msg {
+            "" => continue,
+            "/quit" | "/exit" => break,
+            "/reset" => {
+                model.reset();
+                sampler.reset();
+                pending.clear();
+                first_turn = true;
+                eprintln!("(conversation reset)");
+                continue;
+            }
+            _ => {}
+        }
+        let mut turn = std::mem::take(&mut pending);
+        if first_turn {
+            turn.push_str("<bos>");
+        }
+        turn.push_str("<start_of_turn>user\n");
+        if first_turn {
+            if let Some(sys) = args
+                .system
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
+                turn.push_str(sys);
+                turn.push_str("\n\n");
+            }
+        }
+        turn.push_str(msg);
+        turn.push_str("<end_of_turn>\n<start_of_turn>model\n");
+        let ids = tok.encode(&turn, false, true);
+        if model.pos() + ids.len() >= model.n_ctx() {
+            eprintln!(
+                "edgegemma: this turn would overflow the context ({} of {} positions used); /reset to start over",
+                model.pos(),
+                model.n_ctx()
+            );
+            pending = turn_tail_for_retry(&turn);
+            continue;
+        }
+        first_turn = false;
+        let mut dec = StreamDecoder::new(false);
+        let (timings, stop) = generate(
+            model.as_mut(),
+            &tok,
+            &mut sampler,
+            &ids,
+            n_predict,
+            &mut |id| {
+                let piece = dec.push(&tok, id).map_err(|e| ModelError(e.to_string()))?;
+                stdout
+                    .write_all(piece.as_bytes())
+                    .and_then(|()| stdout.flush())
+                    .map_err(|e| ModelError(format!("cannot write to stdout: {e}")))
+            },
+        )?;
+        let tail = dec.finish().to_string();
+        writeln!(stdout, "{tail}")?;
+        // The end-of-turn token was sampled but not fed; it opens the next turn's text.
+        pending.push_str("<end_of_turn>\n");
+        if stop == StopReason::ContextFull {
+            eprintln!("edgegemma: context full; /reset to start over");
+        }
+        eprintln!(
+            "({} tok, {:.1} t/s; context {}/{})",
+            timings.gen_tokens,
+            timings.gen_tps(),
+            model.pos(),
+            model.n_ctx()
+        );
+    }
+    Ok(())
+}
+
+/// After a refused turn nothing was fed, so whatever was owed before it is still owed.
+fn turn_tail_for_retry(turn: &str) -> String {
+    if turn.starts_with("<end_of_turn>\n") {
+        "<end_of_turn>\n".to_string()
+    } else {
+        String::new()
+    }
+}
