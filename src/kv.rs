@@ -8,6 +8,8 @@ use half::f16;
 /// Storage format of the cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CacheType {
+    /// Exact; for comparisons against f32 references.
+    F32,
     F16,
     Q8_0,
 }
@@ -15,6 +17,7 @@ pub enum CacheType {
 impl CacheType {
     pub fn parse(s: &str) -> Option<CacheType> {
         match s.to_ascii_lowercase().as_str() {
+            "f32" => Some(CacheType::F32),
             "f16" => Some(CacheType::F16),
             "q8_0" => Some(CacheType::Q8_0),
             _ => None,
@@ -24,6 +27,7 @@ impl CacheType {
     /// Bytes to store `n` values (`n` a multiple of 32 for Q8_0).
     pub fn bytes_for(self, n: usize) -> usize {
         match self {
+            CacheType::F32 => 4 * n,
             CacheType::F16 => 2 * n,
             CacheType::Q8_0 => n / QK8_0 * std::mem::size_of::<BlockQ8_0>(),
         }
@@ -31,6 +35,7 @@ impl CacheType {
 
     pub fn name(self) -> &'static str {
         match self {
+            CacheType::F32 => "f32",
             CacheType::F16 => "f16",
             CacheType::Q8_0 => "q8_0",
         }
@@ -40,6 +45,7 @@ impl CacheType {
     /// own fresh keys sees exactly what a later step will read from the cache.
     pub fn round_trip(self, x: &mut [f32]) {
         match self {
+            CacheType::F32 => {}
             CacheType::F16 => {
                 for v in x {
                     *v = f16::from_f32(*v).to_f32();
@@ -57,6 +63,7 @@ impl CacheType {
 
     fn store(self, src: &[f32], dst: &mut [u8]) {
         match self {
+            CacheType::F32 => dst.copy_from_slice(bytemuck::cast_slice(src)),
             CacheType::F16 => {
                 for (v, out) in src.iter().zip(dst.chunks_exact_mut(2)) {
                     out.copy_from_slice(&f16::from_f32(*v).to_bits().to_le_bytes());
@@ -71,6 +78,11 @@ impl CacheType {
 
     fn load(self, src: &[u8], dst: &mut [f32]) {
         match self {
+            CacheType::F32 => {
+                for (out, b) in dst.iter_mut().zip(src.chunks_exact(4)) {
+                    *out = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+            }
             CacheType::F16 => {
                 for (out, b) in dst.iter_mut().zip(src.chunks_exact(2)) {
                     *out = f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32();
@@ -180,7 +192,7 @@ mod tests {
 
     #[test]
     fn round_trip_equals_store_then_load() {
-        for ty in [CacheType::F16, CacheType::Q8_0] {
+        for ty in [CacheType::F32, CacheType::F16, CacheType::Q8_0] {
             let x: Vec<f32> = (0..64).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
             let mut ring = KvRing::new(ty, 2, 2, 32);
             ring.write(1, &x, &x);

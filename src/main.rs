@@ -30,6 +30,8 @@ enum Command {
     Chat(cli::chat::ChatArgs),
     /// Perplexity of a text file
     Perplexity(cli::perplexity::PerplexityArgs),
+    /// Token ids and pieces of a text
+    Tokenize(cli::tokenize::TokenizeArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cli::run::run(&args),
         Command::Chat(args) => cli::chat::run(&args),
         Command::Perplexity(args) => cli::perplexity::run(&args),
+        Command::Tokenize(args) => cli::tokenize::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

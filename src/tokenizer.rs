@@ -526,6 +526,12 @@ impl Tokenizer {
         &self.eog
     }
 
+    /// The tokens matched whole in the text before SentencePiece runs (CONTROL, UNKNOWN
+    /// and USER_DEFINED), in the order they are tried (longest text first).
+    pub fn special_tokens(&self) -> &[u32] {
+        &self.specials.ranked
+    }
+
     /// The id of the token whose stored text is exactly `text` (`▁` for spaces).
     pub fn token_id(&self, text: &str) -> Option<u32> {
         self.lookup(text.as_bytes())

@@ -19,13 +19,13 @@ pub struct ModelArgs {
     /// Tokens per batch during prompt processing
     #[arg(short = 'b', long = "batch", default_value_t = 256)]
     pub batch: usize,
-    /// KV cache storage: f16 or q8_0
+    /// KV cache storage: f16, q8_0 or f32
     #[arg(long = "cache-type", default_value = "f16", value_parser = parse_cache_type)]
     pub cache_type: CacheType,
 }
 
 fn parse_cache_type(s: &str) -> Result<CacheType, String> {
-    CacheType::parse(s).ok_or_else(|| format!("unknown cache type {s:?} (use f16 or q8_0)"))
+    CacheType::parse(s).ok_or_else(|| format!("unknown cache type {s:?} (use f16, q8_0 or f32)"))
 }
 
 impl ModelArgs {

@@ -7,6 +7,7 @@ pub mod inspect;
 pub mod logits;
 pub mod perplexity;
 pub mod run;
+pub mod tokenize;
 
 /// What a subcommand returns. The error's `Display` should be one line naming the file
 /// (or other input) and the problem.
