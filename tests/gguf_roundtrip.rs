@@ -208,6 +208,13 @@ fn round_trip_default_and_custom_alignment() {
 }
 
 #[test]
+fn an_open_file_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<GgufFile>();
+    assert_send_sync::<edgegemma::gguf::TensorView<'static>>();
+}
+
+#[test]
 fn empty_file_round_trip() {
     let dir = scratch_dir("roundtrip-empty");
     let path = dir.join("empty.gguf");

@@ -57,7 +57,10 @@ fn merges_follow_score_not_position() {
         ],
         SpecialTokens::gemma(),
     );
-    assert_eq!(t.encode("abc", false, true), vec![id(&t, "a"), id(&t, "bc")]);
+    assert_eq!(
+        t.encode("abc", false, true),
+        vec![id(&t, "a"), id(&t, "bc")]
+    );
     // With the scores swapped, ab + c.
     let t = small_vocab(
         &[
@@ -69,17 +72,20 @@ fn merges_follow_score_not_position() {
         ],
         SpecialTokens::gemma(),
     );
-    assert_eq!(t.encode("abc", false, true), vec![id(&t, "ab"), id(&t, "c")]);
+    assert_eq!(
+        t.encode("abc", false, true),
+        vec![id(&t, "ab"), id(&t, "c")]
+    );
 }
 
 #[test]
 fn equal_scores_merge_leftmost_first() {
-    let t = small_vocab(
-        &[("a", -5.0, N), ("aa", -1.0, N)],
-        SpecialTokens::gemma(),
-    );
+    let t = small_vocab(&[("a", -5.0, N), ("aa", -1.0, N)], SpecialTokens::gemma());
     // aaa: the leftmost pair merges first -> aa + a.
-    assert_eq!(t.encode("aaa", false, true), vec![id(&t, "aa"), id(&t, "a")]);
+    assert_eq!(
+        t.encode("aaa", false, true),
+        vec![id(&t, "aa"), id(&t, "a")]
+    );
     let t = small_vocab(
         &[
             ("x", -5.0, N),
@@ -90,9 +96,15 @@ fn equal_scores_merge_leftmost_first() {
         SpecialTokens::gemma(),
     );
     // xyx: xy and yx tie; xy is further left.
-    assert_eq!(t.encode("xyx", false, true), vec![id(&t, "xy"), id(&t, "x")]);
+    assert_eq!(
+        t.encode("xyx", false, true),
+        vec![id(&t, "xy"), id(&t, "x")]
+    );
     // yxy: yx is further left.
-    assert_eq!(t.encode("yxy", false, true), vec![id(&t, "yx"), id(&t, "y")]);
+    assert_eq!(
+        t.encode("yxy", false, true),
+        vec![id(&t, "yx"), id(&t, "y")]
+    );
 }
 
 #[test]
@@ -137,10 +149,7 @@ fn spaces_become_the_escape_char_and_no_prefix_is_added() {
         t.encode("a b", false, true),
         vec![id(&t, "a"), id(&t, "\u{2581}b")]
     );
-    assert_eq!(
-        t.encode(" a", false, true),
-        vec![id(&t, "\u{2581}a")]
-    );
+    assert_eq!(t.encode(" a", false, true), vec![id(&t, "\u{2581}a")]);
     // With add_space_prefix (SentencePiece's default) the text gets one.
     let t2 = small_vocab(
         &[
@@ -159,7 +168,10 @@ fn spaces_become_the_escape_char_and_no_prefix_is_added() {
         t2.encode("a b", false, true),
         vec![id(&t2, "\u{2581}a"), id(&t2, "\u{2581}b")]
     );
-    assert_eq!(t.decode(&t.encode(" a b ", false, true), false).unwrap(), " a b ");
+    assert_eq!(
+        t.decode(&t.encode(" a b ", false, true), false).unwrap(),
+        " a b "
+    );
 }
 
 #[test]
@@ -215,7 +227,10 @@ fn special_tokens_match_longest_first_and_per_type() {
     assert_eq!(*plain.last().unwrap(), nl);
     assert_eq!(plain[0], byte_id(&t, b'<'));
     // Longest first: "<b>x" wins over "<b>".
-    assert_eq!(t.encode("<b>x<b>", false, false), vec![id(&t, "<b>x"), id(&t, "<b>")]);
+    assert_eq!(
+        t.encode("<b>x<b>", false, false),
+        vec![id(&t, "<b>x"), id(&t, "<b>")]
+    );
     // A shorter token never splits a longer one already matched, but does match beside it.
     assert_eq!(t.encode("\n\n\n\n\n", false, false), vec![nl2, nl2, nl]);
     // is_eog: eos and <end_of_turn> (found by text).
@@ -269,7 +284,10 @@ fn bos_follows_both_the_flag_and_the_model() {
             ..SpecialTokens::gemma()
         },
     );
-    assert_eq!(with_eos.encode("a", true, true), vec![2, id(&with_eos, "a"), 1]);
+    assert_eq!(
+        with_eos.encode("a", true, true),
+        vec![2, id(&with_eos, "a"), 1]
+    );
 }
 
 #[test]
@@ -325,13 +343,18 @@ fn stream_decoder_holds_back_partial_characters() {
 #[test]
 fn bad_vocabularies_are_refused_with_a_reason() {
     let toks = ["a", "b", "a"];
-    let err = Tokenizer::new(&toks, &[], &[], SpecialTokens {
-        bos: Some(0),
-        eos: Some(1),
-        unk: Some(1),
-        pad: None,
-        ..SpecialTokens::gemma()
-    })
+    let err = Tokenizer::new(
+        &toks,
+        &[],
+        &[],
+        SpecialTokens {
+            bos: Some(0),
+            eos: Some(1),
+            unk: Some(1),
+            pad: None,
+            ..SpecialTokens::gemma()
+        },
+    )
     .unwrap_err();
     assert!(err.to_string().contains("same text"), "{err}");
 
@@ -371,7 +394,10 @@ fn bad_vocabularies_are_refused_with_a_reason() {
 
     let missing = std::env::temp_dir().join("edgegemma-no-such-file.gguf");
     let err = Tokenizer::from_gguf(&missing).unwrap_err();
-    assert!(err.to_string().contains("edgegemma-no-such-file.gguf"), "{err}");
+    assert!(
+        err.to_string().contains("edgegemma-no-such-file.gguf"),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -396,7 +422,8 @@ fn real_model() -> Option<PathBuf> {
 }
 
 fn reference() -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/tokenizer_ids_gemma3.json");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/tokenizer_ids_gemma3.json");
     let text = std::fs::read_to_string(&path).unwrap();
     serde_json::from_str(&text).unwrap()
 }
@@ -429,7 +456,10 @@ fn reference_data_covers_the_required_cases() {
         .map(|c| c["text"].as_str().unwrap())
         .collect();
     let ref_names: Vec<&str> = cases.iter().map(|c| c["text"].as_str().unwrap()).collect();
-    assert_eq!(names, ref_names, "regenerate with tools/gen_tokenizer_ids.py");
+    assert_eq!(
+        names, ref_names,
+        "regenerate with tools/gen_tokenizer_ids.py"
+    );
 }
 
 #[test]
@@ -506,7 +536,11 @@ fn real_gemma3_round_trips_and_streams() {
                 streamed.push_str(chunk);
             }
             streamed.push_str(d.finish());
-            assert_eq!(streamed, t.decode(&ids, render_special).unwrap(), "{name}: stream");
+            assert_eq!(
+                streamed,
+                t.decode(&ids, render_special).unwrap(),
+                "{name}: stream"
+            );
         }
     }
     assert!(saw_byte_fallback, "no test string exercised byte fallback");

@@ -37,6 +37,17 @@ pub struct GgufFile {
     tensor_index: HashMap<String, usize>,
 }
 
+impl std::fmt::Debug for GgufFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GgufFile")
+            .field("path", &self.path)
+            .field("version", &self.version)
+            .field("keys", &self.entries.len())
+            .field("tensors", &self.tensors.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Where one metadata value lies in the mapping.
 struct MetaEntry {
     key: String,
@@ -758,6 +769,12 @@ fn parse_tensor_info(cur: &mut Cursor<'_>, i: u64) -> Result<(TensorInfo, u64), 
                 qname()
             )
         })?;
+    if usize::try_from(n_elements).is_err() {
+        return Err(format!(
+            "tensor {} has {n_elements} elements, too many for this platform",
+            qname()
+        ));
+    }
     let ty_at = cur.pos;
     let ty_id = cur.u32(|| format!("the type of tensor {}", qname()))?;
     let ty = GgmlType::from_id(ty_id).ok_or_else(|| {

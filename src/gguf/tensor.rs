@@ -111,16 +111,17 @@ impl<'a> TensorView<'a> {
 
     /// Elements per row (`ne[0]`).
     pub fn row_len(&self) -> usize {
-        // Fits: the row lies inside the mapped file.
+        // Fits: the element count was checked against usize at open.
         self.info.ne[0] as usize
     }
 
     pub fn rows(&self) -> usize {
-        // Fits: rows * row_bytes is the in-memory tensor size and a row is >= 1 byte.
+        // Fits: the element count was checked against usize at open.
         self.info.rows() as usize
     }
 
     pub fn row_bytes(&self) -> usize {
+        // Fits: a row is part of the mapped data.
         self.info.row_bytes() as usize
     }
 

@@ -17,13 +17,12 @@
 //! ```
 //! Norm weights are used as stored: GGUF files hold `1 + w` (PITFALLS §1).
 
+use super::shared::{attend, ActsCache, AttnParams, MAX_GROUP_FLOATS, MAX_HEAD_DIM};
 use super::weights::{self, hparam_f32_opt, hparam_u32, hparam_u32_opt, MatRef};
 use super::{LanguageModel, ModelError, Result, RunConfig};
 use crate::gguf::{GgufFile, Value};
-use crate::kernels::{matmul, GgmlType, QuantizedActs};
 use crate::kv::{CacheType, KvRing};
 use crate::ops::{self, Rope};
-use rayon::prelude::*;
 
 /// Which member of the family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,10 +221,6 @@ impl GemmaConfig {
     }
 }
 
-/// Largest head dimension the attention kernel's stack buffers hold.
-const MAX_HEAD_DIM: usize = 512;
-/// Largest (query heads per KV head) × head_dim the attention kernel's stack buffers hold.
-const MAX_GROUP_FLOATS: usize = 8192;
 /// Output rows computed together when every position's logits are wanted.
 const LOGIT_ROWS: usize = 16;
 
@@ -244,50 +239,6 @@ struct Layer {
     down: MatRef,
     post_ffw_norm: Option<Vec<f32>>,
     local: bool,
-}
-
-/// Activations quantized once and reused by every matrix of the same vec-dot format.
-#[derive(Default)]
-pub(crate) struct ActsCache {
-    slots: Vec<(GgmlType, QuantizedActs)>,
-    valid: Vec<bool>,
-}
-
-impl ActsCache {
-    /// Marks the cached quantizations stale (the input changed).
-    pub(crate) fn invalidate(&mut self) {
-        self.valid.iter_mut().for_each(|v| *v = false);
-    }
-
-    /// `out = W · x` for `n` rows of `x`, quantizing `x` for W's format unless already done.
-    pub(crate) fn matmul(
-        &mut self,
-        map: &[u8],
-        w: &MatRef,
-        x: &[f32],
-        n: usize,
-        out: &mut [f32],
-    ) -> Result<()> {
-        let dot_ty = crate::kernels::formats::vec_dot_type(w.ty)
-            .ok_or_else(|| ModelError(format!("no kernel for {}", w.ty)))?;
-        let i = match self.slots.iter().position(|(t, _)| *t == dot_ty) {
-            Some(i) => i,
-            None => {
-                self.slots.push((dot_ty, QuantizedActs::new()));
-                self.valid.push(false);
-                self.slots.len() - 1
-            }
-        };
-        if !self.valid[i] {
-            self.slots[i]
-                .1
-                .quantize(w.ty, &x[..n * w.cols], n, w.cols)
-                .map_err(|e| ModelError(e.to_string()))?;
-            self.valid[i] = true;
-        }
-        matmul(&w.view(map), &self.slots[i].1, &mut out[..n * w.rows])
-            .map_err(|e| ModelError(e.to_string()))
-    }
 }
 
 /// Per-batch buffers, allocated once for `n_batch` tokens.
@@ -578,94 +529,6 @@ impl Gemma {
             ops::softcap_in_place(&mut out[..m * self.cfg.n_vocab], c);
         }
         Ok(())
-    }
-}
-
-/// Shape of one attention computation.
-pub(crate) struct AttnParams {
-    pub n_head: usize,
-    pub n_head_kv: usize,
-    pub head_dim: usize,
-    pub scale: f32,
-    pub softcap: Option<f32>,
-    /// Keys a query sees, itself included (`None`: all earlier positions).
-    pub window: Option<usize>,
-}
-
-/// Causal attention of `n` new queries at positions `pos0..pos0+n`. Keys before `pos0` come from
-/// `cache`; the batch's own keys from `k_new`/`v_new` (the cache is written after). Work is
-/// split over (token, KV head); each task streams its keys once for all the query heads that
-/// share them, with a running (online) softmax so no score buffer is needed.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn attend(
-    p: &AttnParams,
-    cache: &KvRing,
-    pos0: usize,
-    n: usize,
-    q: &[f32],
-    k_new: &[f32],
-    v_new: &[f32],
-    out: &mut [f32],
-) {
-    let hd = p.head_dim;
-    let group = p.n_head / p.n_head_kv;
-    let q_dim = p.n_head * hd;
-    let kv_dim = p.n_head_kv * hd;
-    let task = |(i, out_g): (usize, &mut [f32])| {
-        let (t, g) = (i / p.n_head_kv, i % p.n_head_kv);
-        let pos = pos0 + t;
-        let first = match p.window {
-            Some(w) => (pos + 1).saturating_sub(w),
-            None => 0,
-        };
-        let q_g = &q[t * q_dim + g * group * hd..t * q_dim + (g + 1) * group * hd];
-        let mut kbuf = [0.0f32; MAX_HEAD_DIM];
-        let mut vbuf = [0.0f32; MAX_HEAD_DIM];
-        let mut max = [f32::NEG_INFINITY; MAX_GROUP_FLOATS / 2];
-        let mut sum = [0.0f32; MAX_GROUP_FLOATS / 2];
-        out_g.iter_mut().for_each(|v| *v = 0.0);
-        for j in first..=pos {
-            let (k, v): (&[f32], &[f32]) = if j >= pos0 {
-                let o = (j - pos0) * kv_dim + g * hd;
-                (&k_new[o..o + hd], &v_new[o..o + hd])
-            } else {
-                cache.read(j, g, &mut kbuf[..hd], &mut vbuf[..hd]);
-                (&kbuf[..hd], &vbuf[..hd])
-            };
-            for h in 0..group {
-                let mut score = ops::dot(&q_g[h * hd..(h + 1) * hd], k) * p.scale;
-                if let Some(c) = p.softcap {
-                    score = ops::softcap(score, c);
-                }
-                let acc = &mut out_g[h * hd..(h + 1) * hd];
-                if score > max[h] {
-                    let r = (max[h] - score).exp();
-                    sum[h] *= r;
-                    acc.iter_mut().for_each(|a| *a *= r);
-                    max[h] = score;
-                }
-                let w = (score - max[h]).exp();
-                sum[h] += w;
-                for (a, &vv) in acc.iter_mut().zip(v) {
-                    *a += w * vv;
-                }
-            }
-        }
-        for h in 0..group {
-            let inv = 1.0 / sum[h];
-            out_g[h * hd..(h + 1) * hd]
-                .iter_mut()
-                .for_each(|a| *a *= inv);
-        }
-    };
-    let chunks = out[..n * q_dim].par_chunks_mut(group * hd).enumerate();
-    if n * p.n_head_kv > 1 && rayon::current_num_threads() > 1 {
-        chunks.for_each(task);
-    } else {
-        out[..n * q_dim]
-            .chunks_mut(group * hd)
-            .enumerate()
-            .for_each(task);
     }
 }
 

@@ -2,6 +2,8 @@
 //! they share the GGUF loading helpers here and the `LanguageModel` interface the CLI drives.
 
 pub mod gemma;
+pub mod recurrent_gemma;
+pub(crate) mod shared;
 pub mod weights;
 
 use crate::gguf::GgufFile;
@@ -75,9 +77,10 @@ pub fn load(path: &Path, run: &RunConfig) -> Result<(Box<dyn LanguageModel>, Ggu
     let arch = file.architecture()?.to_string();
     let model: Box<dyn LanguageModel> = match arch.as_str() {
         "gemma" | "gemma2" | "gemma3" => Box::new(gemma::Gemma::load(&file, run)?),
+        "recurrentgemma" => Box::new(recurrent_gemma::RecurrentGemma::load(&file, run)?),
         other => {
             return Err(ModelError(format!(
-                "{}: unsupported architecture {other:?} (edgegemma runs gemma, gemma2, gemma3)",
+                "{}: unsupported architecture {other:?} (edgegemma runs gemma, gemma2, gemma3, recurrentgemma)",
                 path.display()
             )))
         }

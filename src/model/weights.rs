@@ -58,6 +58,36 @@ pub fn matrix_opt(file: &GgufFile, name: &str, cols: usize, rows: usize) -> Resu
     }))
 }
 
+/// A tensor of any rank read as a matrix: `dims[0] == cols`, the other dims multiply to `rows`
+/// (e.g. RecurrentGemma's per-block gates `[B, B, H]` as `H·B` rows of `B`).
+pub fn matrix_from_3d(file: &GgufFile, name: &str, cols: usize, rows: usize) -> Result<MatRef> {
+    let t = file
+        .tensor(name)
+        .ok_or_else(|| err(file, format!("missing tensor {name:?}")))?;
+    let dims = t.dims();
+    let rest: u64 = dims.iter().skip(1).product();
+    if dims.first() != Some(&(cols as u64)) || rest != rows as u64 {
+        return Err(err(
+            file,
+            format!("tensor {name:?} has shape {dims:?}, expected {cols} columns and {rows} rows"),
+        ));
+    }
+    let ty = t.ggml_type();
+    let view = WeightMatrix::new(ty, t.data(), rows, cols).map_err(|e| {
+        err(
+            file,
+            format!("tensor {name:?} ({ty}) cannot be used as a matrix: {e}"),
+        )
+    })?;
+    let start = t.info().file_offset() as usize;
+    Ok(MatRef {
+        ty,
+        range: start..start + view.data().len(),
+        rows,
+        cols,
+    })
+}
+
 /// The 2-D tensor `name` with GGUF dims `[cols, rows]`.
 pub fn matrix(file: &GgufFile, name: &str, cols: usize, rows: usize) -> Result<MatRef> {
     matrix_opt(file, name, cols, rows)?.ok_or_else(|| err(file, format!("missing tensor {name:?}")))

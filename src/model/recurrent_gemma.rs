@@ -1,0 +1,707 @@
+//! RecurrentGemma (Griffin): residual blocks in a recurrent, recurrent, attention pattern.
+//!
+//! ```text
+//! h = E[tok] · bf16(√D)
+//! for each layer i:
+//!     u = rms_norm(h, attn_norm)
+//!     recurrent layer:   y = gelu_tanh(Wy·u + by)
+//!                        x = conv1d(Wx·u + bx)             causal, depthwise, width 4, bias
+//!                        x = rg_lru(x)                      a = exp(-c·softplus(Λ)·r), h' = a·h + √(1-a²)·(i⊙x)
+//!                        t = Wout·(x ⊙ y) + bout
+//!     attention layer:   local MQA, RoPE on the first half of each head, a query at p sees
+//!                        keys p-W ..= p (Google's convention), t = Wo·attn + bo
+//!     r = h + t
+//!     h = r + Wd·(gelu_tanh(Wg·u' + bg) ⊙ (Wu·u' + bu)) + bd,    u' = rms_norm(r, ffn_norm)
+//! logits = softcap(E · rms_norm(h, output_norm), 30)
+//! ```
+//! The state is fixed-size: per recurrent layer the last `conv_width − 1` conv inputs and the
+//! RG-LRU vector (f32), per attention layer a ring of exactly `W` previous positions. The GGUF
+//! naming is documented in `docs/gguf-recurrentgemma.md`.
+
+use super::shared::{attend, ActsCache, AttnParams, MAX_GROUP_FLOATS, MAX_HEAD_DIM};
+use super::weights::{self, hparam_f32_opt, hparam_u32, hparam_u32_opt, MatRef};
+use super::{LanguageModel, ModelError, Result, RunConfig};
+use crate::gguf::GgufFile;
+use crate::kv::{CacheType, KvRing};
+use crate::ops::{self, Rope};
+
+const ARCH: &str = "recurrentgemma";
+/// Output rows computed together when every position's logits are wanted.
+const LOGIT_ROWS: usize = 16;
+
+#[derive(Clone, Debug)]
+pub struct RecurrentGemmaConfig {
+    pub n_embd: usize,
+    pub n_layer: usize,
+    pub n_ff: usize,
+    pub n_head: usize,
+    pub head_dim: usize,
+    pub n_vocab: usize,
+    pub eps: f32,
+    /// Previous positions a query sees (it also sees itself).
+    pub window: usize,
+    /// Per layer: attention (true) or recurrent (false).
+    pub is_attention: Vec<bool>,
+    pub rope_dims: usize,
+    pub rope_base: f32,
+    pub attn_scale: f32,
+    pub final_softcap: Option<f32>,
+    pub embed_scale: f32,
+    pub lru_width: usize,
+    pub conv_width: usize,
+    /// RG-LRU gate blocks (block-diagonal gates of `lru_width / gate_blocks` each).
+    pub gate_blocks: usize,
+    /// The RG-LRU constant `c` (8).
+    pub lru_c: f32,
+}
+
+impl RecurrentGemmaConfig {
+    pub fn from_gguf(file: &GgufFile) -> Result<RecurrentGemmaConfig> {
+        let bad = |msg: String| ModelError(format!("{}: {msg}", file.path().display()));
+        let a = ARCH;
+        let n_embd = hparam_u32(file, a, "embedding_length")?;
+        let n_layer = hparam_u32(file, a, "block_count")?;
+        let n_ff = hparam_u32(file, a, "feed_forward_length")?;
+        let n_head = hparam_u32(file, a, "attention.head_count")?;
+        let head_dim = hparam_u32_opt(file, a, "attention.key_length")?.unwrap_or(if n_head > 0 {
+            n_embd / n_head
+        } else {
+            0
+        });
+        let kv_key = format!("{a}.attention.head_count_kv");
+        let kv = file.get_u32_array(&kv_key)?;
+        if kv.len() != n_layer {
+            return Err(bad(format!(
+                "{kv_key} has {} entries for {n_layer} layers",
+                kv.len()
+            )));
+        }
+        if let Some(&x) = kv.iter().find(|&&x| x > 1) {
+            return Err(bad(format!(
+                "{kv_key}: {x} KV heads; RecurrentGemma attention is multi-query (1) and recurrent layers have 0"
+            )));
+        }
+        let is_attention: Vec<bool> = kv.iter().map(|&x| x == 1).collect();
+        if n_embd == 0 || n_layer == 0 || n_ff == 0 || n_head == 0 {
+            return Err(bad(
+                "embedding_length, block_count, feed_forward_length and head_count must be > 0"
+                    .into(),
+            ));
+        }
+        if head_dim == 0 || head_dim > MAX_HEAD_DIM || n_head * head_dim > MAX_GROUP_FLOATS {
+            return Err(bad(format!(
+                "unsupported attention shape: {n_head} heads of {head_dim}"
+            )));
+        }
+        let rope_dims = hparam_u32_opt(file, a, "rope.dimension_count")?.unwrap_or(head_dim / 2);
+        if rope_dims == 0 || rope_dims > head_dim || rope_dims % 2 != 0 {
+            return Err(bad(format!(
+                "rope.dimension_count {rope_dims} does not fit head dim {head_dim}"
+            )));
+        }
+        let lru_width = hparam_u32_opt(file, a, "ssm.inner_size")?.unwrap_or(n_embd);
+        let conv_width = hparam_u32_opt(file, a, "ssm.conv_kernel")?.unwrap_or(4);
+        let gate_blocks = hparam_u32_opt(file, a, "rglru.head_count")?.unwrap_or(n_head);
+        if conv_width == 0 || conv_width > 16 {
+            return Err(bad(format!("unsupported conv width {conv_width}")));
+        }
+        if gate_blocks == 0 || lru_width == 0 || lru_width % gate_blocks != 0 {
+            return Err(bad(format!(
+                "lru width {lru_width} is not a multiple of {gate_blocks} gate blocks"
+            )));
+        }
+        let window = hparam_u32(file, a, "attention.sliding_window")?;
+        if window == 0 {
+            return Err(bad("attention.sliding_window must be > 0".into()));
+        }
+        let embd = file.require_tensor("token_embd.weight")?;
+        let n_vocab = embd.dims().get(1).copied().unwrap_or(0) as usize;
+        let default_scale = half::bf16::from_f32((n_embd as f32).sqrt()).to_f32();
+        Ok(RecurrentGemmaConfig {
+            n_embd,
+            n_layer,
+            n_ff,
+            n_head,
+            head_dim,
+            n_vocab,
+            eps: hparam_f32_opt(file, a, "attention.layer_norm_rms_epsilon")?.unwrap_or(1e-6),
+            window,
+            is_attention,
+            rope_dims,
+            rope_base: hparam_f32_opt(file, a, "rope.freq_base")?.unwrap_or(10000.0),
+            attn_scale: hparam_f32_opt(file, a, "attention.scale")?
+                .unwrap_or(1.0 / (head_dim as f32).sqrt()),
+            final_softcap: hparam_f32_opt(file, a, "final_logit_softcapping")?.filter(|&c| c > 0.0),
+            embed_scale: hparam_f32_opt(file, a, "embedding_scale")?.unwrap_or(default_scale),
+            lru_width,
+            conv_width,
+            gate_blocks,
+            lru_c: hparam_f32_opt(file, a, "rglru.c")?.unwrap_or(8.0),
+        })
+    }
+}
+
+struct Mlp {
+    gate: MatRef,
+    gate_b: Vec<f32>,
+    up: MatRef,
+    up_b: Vec<f32>,
+    down: MatRef,
+    down_b: Vec<f32>,
+}
+
+struct Recurrent {
+    in_x: MatRef,
+    in_x_b: Vec<f32>,
+    in_y: MatRef,
+    in_y_b: Vec<f32>,
+    /// `[lru_width][conv_width]`, index `conv_width − 1` = the current step.
+    conv_w: Vec<f32>,
+    conv_b: Vec<f32>,
+    /// Per gate block: a `B × B` matrix, rows = outputs.
+    gate_x: Vec<MatRef>,
+    gate_x_b: Vec<f32>,
+    gate_a: Vec<MatRef>,
+    gate_a_b: Vec<f32>,
+    /// `−c · softplus(Λ)`, precomputed: `log a_t = this · r_t`.
+    neg_c_softplus_a: Vec<f32>,
+    out: MatRef,
+    out_b: Vec<f32>,
+}
+
+struct Attention {
+    wq: MatRef,
+    wk: MatRef,
+    wv: MatRef,
+    wo: MatRef,
+    wo_b: Vec<f32>,
+}
+
+enum Temporal {
+    Recurrent(Recurrent),
+    Attention(Attention),
+}
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    ffn_norm: Vec<f32>,
+    temporal: Temporal,
+    mlp: Mlp,
+}
+
+/// One layer's run-time state.
+enum LayerState {
+    Recurrent {
+        /// The last `conv_width − 1` conv inputs, oldest first, `lru_width` each.
+        conv: Vec<f32>,
+        /// RG-LRU hidden state.
+        h: Vec<f32>,
+    },
+    Attention(KvRing),
+}
+
+struct Scratch {
+    x: Vec<f32>,
+    u: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    attn: Vec<f32>,
+    o: Vec<f32>,
+    /// Recurrent branch buffers, `n × lru_width` each.
+    rx: Vec<f32>,
+    ry: Vec<f32>,
+    conv_out: Vec<f32>,
+    gx: Vec<f32>,
+    ga: Vec<f32>,
+    /// One gate block's inputs / outputs gathered contiguously (`n × B`).
+    blk_in: Vec<f32>,
+    blk_out: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    logits: Vec<f32>,
+    logits_all: Vec<f32>,
+    acts: ActsCache,
+}
+
+pub struct RecurrentGemma {
+    file: GgufFile,
+    pub cfg: RecurrentGemmaConfig,
+    token_embd: MatRef,
+    output: MatRef,
+    output_norm: Vec<f32>,
+    layers: Vec<Layer>,
+    rope: Rope,
+    state: Vec<LayerState>,
+    n_batch: usize,
+    pos: usize,
+    s: Scratch,
+}
+
+impl RecurrentGemma {
+    pub fn load(file: &GgufFile, run: &RunConfig) -> Result<RecurrentGemma> {
+        let file = GgufFile::open(file.path())?;
+        let cfg = RecurrentGemmaConfig::from_gguf(&file)?;
+        let (d, r, f) = (cfg.n_embd, cfg.lru_width, cfg.n_ff);
+        let hd = cfg.head_dim;
+        let q_dim = cfg.n_head * hd;
+        let blk = r / cfg.gate_blocks;
+        let token_embd = weights::matrix(&file, "token_embd.weight", d, cfg.n_vocab)?;
+        let output = weights::matrix_opt(&file, "output.weight", d, cfg.n_vocab)?
+            .unwrap_or_else(|| token_embd.clone());
+        let output_norm = weights::vector(&file, "output_norm.weight", d)?;
+        let mut layers = Vec::with_capacity(cfg.n_layer);
+        for i in 0..cfg.n_layer {
+            let w = |s: &str| format!("blk.{i}.{s}.weight");
+            let b = |s: &str| format!("blk.{i}.{s}.bias");
+            let mlp = Mlp {
+                gate: weights::matrix(&file, &w("ffn_gate"), d, f)?,
+                gate_b: weights::vector(&file, &b("ffn_gate"), f)?,
+                up: weights::matrix(&file, &w("ffn_up"), d, f)?,
+                up_b: weights::vector(&file, &b("ffn_up"), f)?,
+                down: weights::matrix(&file, &w("ffn_down"), f, d)?,
+                down_b: weights::vector(&file, &b("ffn_down"), d)?,
+            };
+            let temporal = if cfg.is_attention[i] {
+                Temporal::Attention(Attention {
+                    wq: weights::matrix(&file, &w("attn_q"), d, q_dim)?,
+                    wk: weights::matrix(&file, &w("attn_k"), d, hd)?,
+                    wv: weights::matrix(&file, &w("attn_v"), d, hd)?,
+                    wo: weights::matrix(&file, &w("attn_output"), q_dim, d)?,
+                    wo_b: weights::vector(&file, &b("attn_output"), d)?,
+                })
+            } else {
+                let blocks = |name: &str| -> Result<Vec<MatRef>> {
+                    let t = file.tensor(name).ok_or_else(|| {
+                        ModelError(format!(
+                            "{}: missing tensor {name:?}",
+                            file.path().display()
+                        ))
+                    })?;
+                    let want = [blk as u64, blk as u64, cfg.gate_blocks as u64];
+                    if t.dims() != want {
+                        return Err(ModelError(format!(
+                            "{}: tensor {name:?} has shape {:?}, expected {want:?}",
+                            file.path().display(),
+                            t.dims()
+                        )));
+                    }
+                    // Read it as one (H·B) × B matrix, then cut per block.
+                    let whole = weights::matrix_from_3d(&file, name, blk, cfg.gate_blocks * blk)?;
+                    let per = whole.range.len() / cfg.gate_blocks;
+                    Ok((0..cfg.gate_blocks)
+                        .map(|h| MatRef {
+                            ty: whole.ty,
+                            range: whole.range.start + h * per..whole.range.start + (h + 1) * per,
+                            rows: blk,
+                            cols: blk,
+                        })
+                        .collect())
+                };
+                let lambda = weights::vector(&file, &format!("blk.{i}.rglru_a"), r)?;
+                let conv_w = weights::tensor_f32(&file, &w("rglru_conv1d"), &[cfg.conv_width, r])?;
+                Temporal::Recurrent(Recurrent {
+                    in_x: weights::matrix(&file, &w("rglru_in_x"), d, r)?,
+                    in_x_b: weights::vector(&file, &b("rglru_in_x"), r)?,
+                    in_y: weights::matrix(&file, &w("rglru_in_y"), d, r)?,
+                    in_y_b: weights::vector(&file, &b("rglru_in_y"), r)?,
+                    conv_w,
+                    conv_b: weights::vector(&file, &b("rglru_conv1d"), r)?,
+                    gate_x: blocks(&w("rglru_gate_x"))?,
+                    gate_x_b: weights::tensor_f32(
+                        &file,
+                        &b("rglru_gate_x"),
+                        &[blk, cfg.gate_blocks],
+                    )?,
+                    gate_a: blocks(&w("rglru_gate_a"))?,
+                    gate_a_b: weights::tensor_f32(
+                        &file,
+                        &b("rglru_gate_a"),
+                        &[blk, cfg.gate_blocks],
+                    )?,
+                    neg_c_softplus_a: lambda
+                        .iter()
+                        .map(|&l| -cfg.lru_c * ops::softplus(l))
+                        .collect(),
+                    out: weights::matrix(&file, &w("rglru_out"), r, d)?,
+                    out_b: weights::vector(&file, &b("rglru_out"), d)?,
+                })
+            };
+            layers.push(Layer {
+                attn_norm: weights::vector(&file, &w("attn_norm"), d)?,
+                ffn_norm: weights::vector(&file, &w("ffn_norm"), d)?,
+                temporal,
+                mlp,
+            });
+        }
+        if run.cache_type == CacheType::Q8_0 && hd % 32 != 0 {
+            return Err(ModelError(format!(
+                "{}: a q8_0 cache needs a head dimension divisible by 32 (got {hd})",
+                file.path().display()
+            )));
+        }
+        let state = layers
+            .iter()
+            .map(|l| match l.temporal {
+                Temporal::Recurrent(_) => LayerState::Recurrent {
+                    conv: vec![0.0; (cfg.conv_width - 1) * r],
+                    h: vec![0.0; r],
+                },
+                // The window's previous positions; the current one comes from the batch.
+                Temporal::Attention(_) => {
+                    LayerState::Attention(KvRing::new(run.cache_type, cfg.window, 1, hd))
+                }
+            })
+            .collect();
+        let nb = run.n_batch.max(1);
+        let s = Scratch {
+            x: vec![0.0; nb * d],
+            u: vec![0.0; nb * d.max(q_dim).max(r)],
+            q: vec![0.0; nb * q_dim],
+            k: vec![0.0; nb * hd],
+            v: vec![0.0; nb * hd],
+            attn: vec![0.0; nb * q_dim],
+            o: vec![0.0; nb * d],
+            rx: vec![0.0; nb * r],
+            ry: vec![0.0; nb * r],
+            conv_out: vec![0.0; nb * r],
+            gx: vec![0.0; nb * r],
+            ga: vec![0.0; nb * r],
+            blk_in: vec![0.0; nb * blk],
+            blk_out: vec![0.0; nb * blk],
+            gate: vec![0.0; nb * f],
+            up: vec![0.0; nb * f],
+            logits: vec![0.0; cfg.n_vocab],
+            logits_all: Vec::new(),
+            acts: ActsCache::default(),
+        };
+        let rope = Rope::new(hd, cfg.rope_dims, cfg.rope_base, 1.0);
+        Ok(RecurrentGemma {
+            file,
+            cfg,
+            token_embd,
+            output,
+            output_norm,
+            layers,
+            rope,
+            state,
+            n_batch: nb,
+            pos: 0,
+            s,
+        })
+    }
+
+    fn forward_batch(&mut self, tokens: &[u32]) -> Result<()> {
+        let cfg = &self.cfg;
+        let map = self.file.mapped_bytes();
+        let n = tokens.len();
+        let (d, r, f) = (cfg.n_embd, cfg.lru_width, cfg.n_ff);
+        let hd = cfg.head_dim;
+        let q_dim = cfg.n_head * hd;
+        let s = &mut self.s;
+        let emb = self.token_embd.view(map);
+        for (t, &tok) in tokens.iter().enumerate() {
+            let row = &mut s.x[t * d..(t + 1) * d];
+            emb.dequantize_row(tok as usize, row)
+                .map_err(|e| ModelError(e.to_string()))?;
+            row.iter_mut().for_each(|v| *v *= cfg.embed_scale);
+        }
+        let pos0 = self.pos;
+        for (layer, state) in self.layers.iter().zip(self.state.iter_mut()) {
+            for t in 0..n {
+                ops::rms_norm(
+                    &s.x[t * d..(t + 1) * d],
+                    &layer.attn_norm,
+                    cfg.eps,
+                    &mut s.u[t * d..(t + 1) * d],
+                );
+            }
+            s.acts.invalidate();
+            match (&layer.temporal, state) {
+                (Temporal::Recurrent(rec), LayerState::Recurrent { conv, h }) => {
+                    // GeLU branch and the input of the recurrence, batched.
+                    s.acts.matmul(map, &rec.in_y, &s.u, n, &mut s.ry)?;
+                    s.acts.matmul(map, &rec.in_x, &s.u, n, &mut s.rx)?;
+                    ops::add_bias_rows(&mut s.ry[..n * r], &rec.in_y_b);
+                    s.ry[..n * r]
+                        .iter_mut()
+                        .for_each(|v| *v = ops::gelu_tanh(*v));
+                    ops::add_bias_rows(&mut s.rx[..n * r], &rec.in_x_b);
+                    causal_conv(
+                        cfg.conv_width,
+                        r,
+                        &rec.conv_w,
+                        &rec.conv_b,
+                        conv,
+                        &s.rx[..n * r],
+                        &mut s.conv_out[..n * r],
+                    );
+                    // Block-diagonal gates, batched per block.
+                    let blk = r / cfg.gate_blocks;
+                    for (mats, bias, out) in [
+                        (&rec.gate_x, &rec.gate_x_b, &mut s.gx),
+                        (&rec.gate_a, &rec.gate_a_b, &mut s.ga),
+                    ] {
+                        for (hblk, m) in mats.iter().enumerate() {
+                            for t in 0..n {
+                                s.blk_in[t * blk..(t + 1) * blk].copy_from_slice(
+                                    &s.conv_out[t * r + hblk * blk..t * r + (hblk + 1) * blk],
+                                );
+                            }
+                            s.acts.invalidate();
+                            s.acts.matmul(map, m, &s.blk_in, n, &mut s.blk_out)?;
+                            for t in 0..n {
+                                let dst = &mut out[t * r + hblk * blk..t * r + (hblk + 1) * blk];
+                                let src = &s.blk_out[t * blk..(t + 1) * blk];
+                                let b = &bias[hblk * blk..(hblk + 1) * blk];
+                                for ((o, &v), &bb) in dst.iter_mut().zip(src).zip(b) {
+                                    *o = ops::sigmoid(v + bb);
+                                }
+                            }
+                        }
+                    }
+                    // The scan: only this part is sequential over tokens.
+                    for t in 0..n {
+                        let reset = pos0 + t == 0;
+                        let xs = &s.conv_out[t * r..(t + 1) * r];
+                        let gx = &s.gx[t * r..(t + 1) * r];
+                        let ga = &s.ga[t * r..(t + 1) * r];
+                        let out = &mut s.rx[t * r..(t + 1) * r];
+                        for c in 0..r {
+                            let inp = gx[c] * xs[c];
+                            h[c] = if reset {
+                                inp
+                            } else {
+                                let log_a = rec.neg_c_softplus_a[c] * ga[c];
+                                let a = log_a.exp();
+                                let mult = (-(2.0 * log_a).exp_m1()).sqrt();
+                                a * h[c] + mult * inp
+                            };
+                            out[c] = h[c] * s.ry[t * r + c];
+                        }
+                    }
+                    s.acts.invalidate();
+                    s.acts.matmul(map, &rec.out, &s.rx, n, &mut s.o)?;
+                    ops::add_bias_rows(&mut s.o[..n * d], &rec.out_b);
+                }
+                (Temporal::Attention(att), LayerState::Attention(cache)) => {
+                    s.acts.matmul(map, &att.wq, &s.u, n, &mut s.q)?;
+                    s.acts.matmul(map, &att.wk, &s.u, n, &mut s.k)?;
+                    s.acts.matmul(map, &att.wv, &s.u, n, &mut s.v)?;
+                    for t in 0..n {
+                        self.rope
+                            .apply(&mut s.q[t * q_dim..(t + 1) * q_dim], pos0 + t);
+                        self.rope.apply(&mut s.k[t * hd..(t + 1) * hd], pos0 + t);
+                    }
+                    cache.cache_type().round_trip(&mut s.k[..n * hd]);
+                    cache.cache_type().round_trip(&mut s.v[..n * hd]);
+                    attend(
+                        &AttnParams {
+                            n_head: cfg.n_head,
+                            n_head_kv: 1,
+                            head_dim: hd,
+                            scale: cfg.attn_scale,
+                            softcap: None,
+                            // Google's convention: W previous positions plus the current one.
+                            window: Some(cfg.window + 1),
+                        },
+                        cache,
+                        pos0,
+                        n,
+                        &s.q[..n * q_dim],
+                        &s.k[..n * hd],
+                        &s.v[..n * hd],
+                        &mut s.attn[..n * q_dim],
+                    );
+                    for t in n.saturating_sub(cache.slots())..n {
+                        cache.write(
+                            pos0 + t,
+                            &s.k[t * hd..(t + 1) * hd],
+                            &s.v[t * hd..(t + 1) * hd],
+                        );
+                    }
+                    s.acts.invalidate();
+                    s.acts.matmul(map, &att.wo, &s.attn, n, &mut s.o)?;
+                    ops::add_bias_rows(&mut s.o[..n * d], &att.wo_b);
+                }
+                _ => unreachable!("layer state is built from the layer kind"),
+            }
+            ops::add_in_place(&mut s.x[..n * d], &s.o[..n * d]);
+            // MLP block.
+            for t in 0..n {
+                ops::rms_norm(
+                    &s.x[t * d..(t + 1) * d],
+                    &layer.ffn_norm,
+                    cfg.eps,
+                    &mut s.u[t * d..(t + 1) * d],
+                );
+            }
+            let mlp = &layer.mlp;
+            s.acts.invalidate();
+            s.acts.matmul(map, &mlp.gate, &s.u, n, &mut s.gate)?;
+            s.acts.matmul(map, &mlp.up, &s.u, n, &mut s.up)?;
+            ops::add_bias_rows(&mut s.gate[..n * f], &mlp.gate_b);
+            ops::add_bias_rows(&mut s.up[..n * f], &mlp.up_b);
+            ops::geglu_in_place(&mut s.gate[..n * f], &s.up[..n * f]);
+            s.acts.invalidate();
+            s.acts.matmul(map, &mlp.down, &s.gate, n, &mut s.o)?;
+            ops::add_bias_rows(&mut s.o[..n * d], &mlp.down_b);
+            ops::add_in_place(&mut s.x[..n * d], &s.o[..n * d]);
+        }
+        self.pos += n;
+        Ok(())
+    }
+
+    fn logits_rows(&mut self, rows: std::ops::Range<usize>, all: bool) -> Result<()> {
+        let d = self.cfg.n_embd;
+        let map = self.file.mapped_bytes();
+        let s = &mut self.s;
+        let m = rows.len();
+        for (j, t) in rows.enumerate() {
+            ops::rms_norm(
+                &s.x[t * d..(t + 1) * d],
+                &self.output_norm,
+                self.cfg.eps,
+                &mut s.u[j * d..(j + 1) * d],
+            );
+        }
+        s.acts.invalidate();
+        let out = if all {
+            &mut s.logits_all
+        } else {
+            &mut s.logits
+        };
+        s.acts.matmul(map, &self.output, &s.u, m, out)?;
+        if let Some(c) = self.cfg.final_softcap {
+            ops::softcap_in_place(&mut out[..m * self.cfg.n_vocab], c);
+        }
+        Ok(())
+    }
+}
+
+/// Causal depthwise convolution over `n` new rows of `r` channels, continuing from `tail` (the
+/// previous `width − 1` inputs, oldest first, zeros at the start of a sequence), which is
+/// updated to the newest `width − 1` inputs.
+fn causal_conv(
+    width: usize,
+    r: usize,
+    w: &[f32],
+    b: &[f32],
+    tail: &mut [f32],
+    x: &[f32],
+    out: &mut [f32],
+) {
+    let n = x.len() / r;
+    let keep = width - 1;
+    // Input at relative time j (j < 0: from the tail).
+    let input = |j: isize, c: usize| -> f32 {
+        if j >= 0 {
+            x[j as usize * r + c]
+        } else {
+            tail[((keep as isize + j) as usize) * r + c]
+        }
+    };
+    for t in 0..n {
+        for c in 0..r {
+            let mut acc = b[c];
+            for k in 0..width {
+                // Tap k multiplies the input `width − 1 − k` steps back.
+                acc += w[c * width + k] * input(t as isize - (keep - k) as isize, c);
+            }
+            out[t * r + c] = acc;
+        }
+    }
+    // New tail: the last `keep` inputs of (old tail ++ x). Row s reads row s + n > s of the
+    // old tail (or x), so updating in increasing order never reads an overwritten row.
+    for s in 0..keep {
+        let j = n as isize - keep as isize + s as isize;
+        if j >= 0 {
+            let j = j as usize;
+            tail[s * r..(s + 1) * r].copy_from_slice(&x[j * r..(j + 1) * r]);
+        } else {
+            let src = (keep as isize + j) as usize;
+            tail.copy_within(src * r..(src + 1) * r, s * r);
+        }
+    }
+}
+
+impl LanguageModel for RecurrentGemma {
+    fn arch(&self) -> &str {
+        ARCH
+    }
+
+    fn n_vocab(&self) -> usize {
+        self.cfg.n_vocab
+    }
+
+    fn n_ctx(&self) -> usize {
+        usize::MAX
+    }
+
+    fn pos(&self) -> usize {
+        self.pos
+    }
+
+    fn reset(&mut self) {
+        self.pos = 0;
+        for st in &mut self.state {
+            if let LayerState::Recurrent { conv, h } = st {
+                conv.iter_mut().for_each(|v| *v = 0.0);
+                h.iter_mut().for_each(|v| *v = 0.0);
+            }
+        }
+    }
+
+    fn eval(&mut self, tokens: &[u32]) -> Result<&[f32]> {
+        if tokens.is_empty() {
+            return Err(ModelError("no tokens to evaluate".into()));
+        }
+        check_vocab(tokens, self.cfg.n_vocab)?;
+        for chunk in tokens.chunks(self.n_batch) {
+            self.forward_batch(chunk)?;
+        }
+        let last = (tokens.len() - 1) % self.n_batch;
+        self.logits_rows(last..last + 1, false)?;
+        Ok(&self.s.logits)
+    }
+
+    fn eval_all(&mut self, tokens: &[u32], sink: &mut dyn FnMut(&[f32])) -> Result<()> {
+        check_vocab(tokens, self.cfg.n_vocab)?;
+        let nv = self.cfg.n_vocab;
+        if self.s.logits_all.len() < LOGIT_ROWS * nv {
+            self.s.logits_all = vec![0.0; LOGIT_ROWS * nv];
+        }
+        for chunk in tokens.chunks(self.n_batch) {
+            self.forward_batch(chunk)?;
+            let mut r = 0;
+            while r < chunk.len() {
+                let m = LOGIT_ROWS.min(chunk.len() - r);
+                self.logits_rows(r..r + m, true)?;
+                for j in 0..m {
+                    sink(&self.s.logits_all[j * nv..(j + 1) * nv]);
+                }
+                r += m;
+            }
+        }
+        Ok(())
+    }
+
+    fn state_bytes(&self) -> usize {
+        self.state
+            .iter()
+            .map(|s| match s {
+                LayerState::Recurrent { conv, h } => 4 * (conv.len() + h.len()),
+                LayerState::Attention(ring) => ring.bytes(),
+            })
+            .sum()
+    }
+}
+
+fn check_vocab(tokens: &[u32], n_vocab: usize) -> Result<()> {
+    match tokens.iter().find(|&&t| t as usize >= n_vocab) {
+        Some(t) => Err(ModelError(format!(
+            "token id {t} is outside the vocabulary ({n_vocab} entries)"
+        ))),
+        None => Ok(()),
+    }
+}
