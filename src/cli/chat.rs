@@ -2,7 +2,7 @@
 //! recurrent state) is kept across turns: each turn feeds only the new text. `/reset` starts
 //! over, `/quit` (or end of input) leaves.
 
-use super::common::{set_threads, ModelArgs};
+use super::common::{load_state, save_state, set_threads, ModelArgs};
 use super::run::SamplingArgs;
 use super::CliResult;
 use clap::Args;
@@ -11,6 +11,7 @@ use edgegemma::model::ModelError;
 use edgegemma::sampler::Sampler;
 use edgegemma::tokenizer::{StreamDecoder, Tokenizer};
 use std::io::{BufRead, Write};
+use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct ChatArgs {
@@ -24,6 +25,12 @@ pub struct ChatArgs {
     pub n_predict: i64,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    /// Restore a conversation state saved with --save-state before the prompt
+    #[arg(long = "load-state")]
+    pub load_state: Option<PathBuf>,
+    /// Save the conversation state (every token fed so far) at the end
+    #[arg(long = "save-state")]
+    pub save_state: Option<PathBuf>,
 }
 
 pub fn run(args: &ChatArgs) -> CliResult {
@@ -39,6 +46,10 @@ pub fn run(args: &ChatArgs) -> CliResult {
     // Text owed to the context before the next user turn (the end of the last model turn).
     let mut pending = String::new();
     let mut first_turn = true;
+    if let Some(path) = &args.load_state {
+        load_state(model.as_mut(), path)?;
+        first_turn = model.pos() == 0;
+    }
     eprintln!("edgegemma chat: /reset to start over, /quit or end of input to leave");
     loop {
         if interactive {
@@ -120,6 +131,16 @@ pub fn run(args: &ChatArgs) -> CliResult {
             model.pos(),
             model.n_ctx()
         );
+    }
+    if let Some(path) = &args.save_state {
+        // Close the last model turn so the saved state ends on a turn boundary.
+        if !pending.is_empty() {
+            let ids = tok.encode(&pending, false, true);
+            if model.pos() + ids.len() <= model.n_ctx() {
+                model.eval(&ids)?;
+            }
+        }
+        save_state(model.as_ref(), path)?;
     }
     Ok(())
 }

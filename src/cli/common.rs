@@ -51,3 +51,40 @@ pub fn set_threads(threads: Option<usize>) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Restores `--load-state FILE` into the model.
+pub fn load_state(
+    model: &mut dyn edgegemma::model::LanguageModel,
+    path: &std::path::Path,
+) -> Result<(), String> {
+    let f =
+        std::fs::File::open(path).map_err(|e| format!("{}: cannot open: {e}", path.display()))?;
+    let mut r = std::io::BufReader::new(f);
+    model
+        .load_state(&mut r)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Writes the model's state to `path` through a temporary file and a rename, so a failed
+/// write never leaves a partial state file behind.
+pub fn save_state(
+    model: &dyn edgegemma::model::LanguageModel,
+    path: &std::path::Path,
+) -> Result<(), String> {
+    use std::io::Write;
+    let tmp = path.with_extension("state-tmp");
+    let res = (|| -> Result<(), String> {
+        let f = std::fs::File::create(&tmp).map_err(|e| format!("cannot create: {e}"))?;
+        let mut w = std::io::BufWriter::new(f);
+        model.save_state(&mut w).map_err(|e| e.to_string())?;
+        let f = w.into_inner().map_err(|e| e.to_string())?;
+        f.sync_all().map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, path).map_err(|e| format!("cannot rename into place: {e}"))
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res.map_err(|e| format!("{}: {e}", path.display()))?;
+    std::io::stderr().flush().ok();
+    Ok(())
+}

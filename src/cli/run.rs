@@ -1,7 +1,7 @@
 //! `edgegemma run`: complete a prompt, streaming text to stdout and one timing line to stderr
 //! (or, with `--json`, one JSON object on stdout).
 
-use super::common::{set_threads, ModelArgs};
+use super::common::{load_state, save_state, set_threads, ModelArgs};
 use super::CliResult;
 use clap::Args;
 use edgegemma::generate::{generate, StopReason};
@@ -75,6 +75,12 @@ pub struct RunArgs {
     pub n_predict: i64,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    /// Restore a conversation state saved with --save-state before the prompt
+    #[arg(long = "load-state")]
+    pub load_state: Option<PathBuf>,
+    /// Save the conversation state (every token fed so far) at the end
+    #[arg(long = "save-state")]
+    pub save_state: Option<PathBuf>,
     /// Print one JSON object (prompt_ids, generated_ids, text, timings) instead of streaming
     #[arg(long)]
     pub json: bool,
@@ -92,16 +98,21 @@ pub fn run(args: &RunArgs) -> CliResult {
     let t0 = Instant::now();
     let (mut model, file) = edgegemma::model::load(&args.model.model, &args.model.run_config())?;
     let tok = Tokenizer::from_gguf_file(&file)?;
+    if let Some(path) = &args.load_state {
+        load_state(model.as_mut(), path)?;
+    }
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let prompt_ids = tok.encode(&prompt, true, true);
+    // A restored conversation already has its BOS.
+    let prompt_ids = tok.encode(&prompt, model.pos() == 0, true);
     if prompt_ids.is_empty() {
         return Err("the prompt is empty".into());
     }
-    if prompt_ids.len() > model.n_ctx() {
+    if model.pos() + prompt_ids.len() > model.n_ctx() {
         return Err(format!(
-            "the prompt is {} tokens, longer than the context ({}); raise -c/--ctx",
+            "the prompt is {} tokens, longer than the context ({} positions, {} already used); raise -c/--ctx",
             prompt_ids.len(),
-            model.n_ctx()
+            model.n_ctx(),
+            model.pos()
         )
         .into());
     }
@@ -133,6 +144,9 @@ pub fn run(args: &RunArgs) -> CliResult {
     )?;
     let tail = dec.finish().to_string();
     text.push_str(&tail);
+    if let Some(path) = &args.save_state {
+        save_state(model.as_ref(), path)?;
+    }
     let stop_name = match stop {
         StopReason::EndOfGeneration => "eog",
         StopReason::Budget => "n_predict",

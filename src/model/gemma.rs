@@ -19,7 +19,7 @@
 
 use super::shared::{attend, ActsCache, AttnParams, MAX_GROUP_FLOATS, MAX_HEAD_DIM};
 use super::weights::{self, hparam_f32_opt, hparam_u32, hparam_u32_opt, MatRef};
-use super::{LanguageModel, ModelError, Result, RunConfig};
+use super::{state, LanguageModel, ModelError, Result, RunConfig};
 use crate::gguf::{GgufFile, Value};
 use crate::kv::{CacheType, KvRing};
 use crate::ops::{self, Rope};
@@ -371,6 +371,15 @@ impl Gemma {
         })
     }
 
+    fn fingerprint(&self) -> u64 {
+        state::fingerprint(&[
+            format!("{:?}", self.cfg).as_bytes(),
+            &self.file.file_size().to_le_bytes(),
+            &(self.n_ctx as u64).to_le_bytes(),
+            self.caches[0].cache_type().name().as_bytes(),
+        ])
+    }
+
     fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
         if let Some(&t) = tokens.iter().find(|&&t| t as usize >= self.cfg.n_vocab) {
             return Err(ModelError(format!(
@@ -589,5 +598,39 @@ impl LanguageModel for Gemma {
 
     fn state_bytes(&self) -> usize {
         self.caches.iter().map(|c| c.bytes()).sum()
+    }
+
+    fn save_state(&self, w: &mut dyn std::io::Write) -> Result<()> {
+        let bufs: Vec<&[u8]> = self
+            .caches
+            .iter()
+            .flat_map(|c| {
+                let (k, v) = c.raw();
+                [k, v]
+            })
+            .collect();
+        state::write(w, self.fingerprint(), self.pos, &bufs)
+    }
+
+    fn load_state(&mut self, r: &mut dyn std::io::Read) -> Result<()> {
+        let fp = self.fingerprint();
+        let mut bufs: Vec<&mut [u8]> = self
+            .caches
+            .iter_mut()
+            .flat_map(|c| {
+                let (k, v) = c.raw_mut();
+                [k, v]
+            })
+            .collect();
+        match state::read(r, fp, &mut bufs) {
+            Ok(pos) => {
+                self.pos = pos;
+                Ok(())
+            }
+            Err(e) => {
+                self.pos = 0;
+                Err(e)
+            }
+        }
     }
 }

@@ -4,6 +4,7 @@
 pub mod gemma;
 pub mod recurrent_gemma;
 pub(crate) mod shared;
+pub mod state;
 pub mod weights;
 
 use crate::gguf::GgufFile;
@@ -69,6 +70,10 @@ pub trait LanguageModel: Send {
     fn eval_all(&mut self, tokens: &[u32], sink: &mut dyn FnMut(&[f32])) -> Result<()>;
     /// Bytes of run-time state (caches, recurrent state), not counting weights and scratch.
     fn state_bytes(&self) -> usize;
+    /// Writes the conversation state (see [`state`]).
+    fn save_state(&self, w: &mut dyn std::io::Write) -> Result<()>;
+    /// Restores a state written by `save_state` for the same model and settings.
+    fn load_state(&mut self, r: &mut dyn std::io::Read) -> Result<()>;
 }
 
 /// Opens a GGUF and builds the model its architecture names.

@@ -20,7 +20,7 @@
 
 use super::shared::{attend, ActsCache, AttnParams, MAX_GROUP_FLOATS, MAX_HEAD_DIM};
 use super::weights::{self, hparam_f32_opt, hparam_u32, hparam_u32_opt, MatRef};
-use super::{LanguageModel, ModelError, Result, RunConfig};
+use super::{state, LanguageModel, ModelError, Result, RunConfig};
 use crate::gguf::GgufFile;
 use crate::kv::{CacheType, KvRing};
 use crate::ops::{self, Rope};
@@ -686,6 +686,53 @@ impl LanguageModel for RecurrentGemma {
         Ok(())
     }
 
+    fn save_state(&self, w: &mut dyn std::io::Write) -> Result<()> {
+        let mut bufs: Vec<&[u8]> = Vec::new();
+        for st in &self.state {
+            match st {
+                LayerState::Recurrent { conv, h } => {
+                    bufs.push(bytemuck::cast_slice(conv));
+                    bufs.push(bytemuck::cast_slice(h));
+                }
+                LayerState::Attention(ring) => {
+                    let (k, v) = ring.raw();
+                    bufs.push(k);
+                    bufs.push(v);
+                }
+            }
+        }
+        state::write(w, self.fingerprint(), self.pos, &bufs)
+    }
+
+    fn load_state(&mut self, r: &mut dyn std::io::Read) -> Result<()> {
+        let fp = self.fingerprint();
+        let mut bufs: Vec<&mut [u8]> = Vec::new();
+        for st in &mut self.state {
+            match st {
+                LayerState::Recurrent { conv, h } => {
+                    bufs.push(bytemuck::cast_slice_mut(conv));
+                    bufs.push(bytemuck::cast_slice_mut(h));
+                }
+                LayerState::Attention(ring) => {
+                    let (k, v) = ring.raw_mut();
+                    bufs.push(k);
+                    bufs.push(v);
+                }
+            }
+        }
+        match state::read(r, fp, &mut bufs) {
+            Ok(pos) => {
+                self.pos = pos;
+                Ok(())
+            }
+            Err(e) => {
+                // A half-read state is garbage: start clean rather than continue from it.
+                self.reset();
+                Err(e)
+            }
+        }
+    }
+
     fn state_bytes(&self) -> usize {
         self.state
             .iter()
@@ -694,6 +741,24 @@ impl LanguageModel for RecurrentGemma {
                 LayerState::Attention(ring) => ring.bytes(),
             })
             .sum()
+    }
+}
+
+impl RecurrentGemma {
+    fn fingerprint(&self) -> u64 {
+        let cache = match self.state.iter().find_map(|s| match s {
+            LayerState::Attention(r) => Some(r.cache_type().name()),
+            _ => None,
+        }) {
+            Some(n) => n,
+            None => "none",
+        };
+        state::fingerprint(&[
+            ARCH.as_bytes(),
+            format!("{:?}", self.cfg).as_bytes(),
+            &self.file.file_size().to_le_bytes(),
+            cache.as_bytes(),
+        ])
     }
 }
 
