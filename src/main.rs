@@ -32,6 +32,8 @@ enum Command {
     Perplexity(cli::perplexity::PerplexityArgs),
     /// Token ids and pieces of a text
     Tokenize(cli::tokenize::TokenizeArgs),
+    /// Prompt and generation speed (llama-bench's tests), peak RSS, load time
+    Bench(cli::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Command::Chat(args) => cli::chat::run(&args),
         Command::Perplexity(args) => cli::perplexity::run(&args),
         Command::Tokenize(args) => cli::tokenize::run(&args),
+        Command::Bench(args) => cli::bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

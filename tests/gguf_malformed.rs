@@ -3,13 +3,13 @@
 //! not a panic, one line on stderr). Every case changes one thing in a small valid file,
 //! and the valid file itself is checked to open, so each error is the intended one.
 
-mod common;
+mod gguf_util;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::{array_payload, enc_str, kv, kv_u32, scratch_dir, str_array_elems, vt, RawGguf};
 use edgegemma::gguf::{GgmlType, GgufFile, Value};
+use gguf_util::{array_payload, enc_str, kv, kv_u32, scratch_dir, str_array_elems, vt, RawGguf};
 
 struct Case {
     name: &'static str,

@@ -1,15 +1,15 @@
 //! Writer -> reader round trips, typed getters, writer misuse, and gguf-rs as an
 //! independent second reader of what our writer produces.
 
-mod common;
+mod gguf_util;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use common::scratch_dir;
 use edgegemma::gguf::{
     GgmlType, GgufFile, GgufWriter, OwnedArray, OwnedValue, Value, ValueType, DEFAULT_ALIGNMENT,
 };
+use gguf_util::scratch_dir;
 
 /// Deterministic filler bytes (xorshift), different per seed.
 fn bytes(seed: u64, n: usize) -> Vec<u8> {

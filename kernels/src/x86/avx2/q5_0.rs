@@ -1,7 +1,7 @@
 //! Q5_0 × Q8_0 (AVX2). Scalar reference: `formats/q5_0.rs`.
 
-use super::{bytes_from_bits32, dot_i8_lanes, f16_to_f32, hsum_tile, load256, nibbles32};
-use super::{rd_u16, rd_u32};
+use super::{bytes_from_bits32, dot_i8_lanes, f16_bcast, hsum_tile, load256, nibbles32};
+use super::{rd_u32};
 use crate::rows::row_kernel;
 use std::arch::x86_64::*;
 
@@ -22,20 +22,20 @@ unsafe fn dot<const NW: usize, const NA: usize>(
     let f0 = _mm256_set1_epi8(0xf0u8 as i8);
     for b in 0..cols / 32 {
         let mut y = [_mm256_setzero_si256(); NA];
-        let mut dy = [0.0f32; NA];
+        let mut dy = [_mm256_setzero_ps(); NA];
         for j in 0..NA {
             let p = unsafe { a[j].add(b * A_BLOCK) };
-            dy[j] = unsafe { f16_to_f32(rd_u16(p)) };
+            dy[j] = unsafe { f16_bcast(p) };
             y[j] = unsafe { load256(p.add(2)) };
         }
         for i in 0..NW {
             let p = unsafe { w[i].add(b * W_BLOCK) };
-            let dw = unsafe { f16_to_f32(rd_u16(p)) };
+            let dw = unsafe { f16_bcast(p) };
             let hi = unsafe { bytes_from_bits32(rd_u32(p.add(2))) };
             let x = _mm256_or_si256(unsafe { nibbles32(p.add(6)) }, _mm256_andnot_si256(hi, f0));
             for j in 0..NA {
                 let s = _mm256_cvtepi32_ps(unsafe { dot_i8_lanes(x, y[j]) });
-                acc[i][j] = _mm256_fmadd_ps(s, _mm256_set1_ps(dw * dy[j]), acc[i][j]);
+                acc[i][j] = _mm256_fmadd_ps(s, _mm256_mul_ps(dw, dy[j]), acc[i][j]);
             }
         }
     }

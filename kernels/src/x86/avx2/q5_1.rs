@@ -1,6 +1,6 @@
 //! Q5_1 × Q8_1 (AVX2). Scalar reference: `formats/q5_1.rs`.
 
-use super::{bytes_from_bits32, f16_to_f32, hsum_tile, load256, nibbles32, rd_u16, rd_u32};
+use super::{bytes_from_bits32, f16_at, f16_bcast, hsum_tile, load256, nibbles32, rd_u32};
 use crate::rows::row_kernel;
 use std::arch::x86_64::*;
 
@@ -21,24 +21,24 @@ unsafe fn dot<const NW: usize, const NA: usize>(
     let b4 = _mm256_set1_epi8(0x10);
     for b in 0..cols / 32 {
         let mut y = [_mm256_setzero_si256(); NA];
-        let mut dy = [0.0f32; NA];
+        let mut dy = [_mm256_setzero_ps(); NA];
         let mut sy = [0.0f32; NA];
         for j in 0..NA {
             let p = unsafe { a[j].add(b * A_BLOCK) };
-            dy[j] = unsafe { f16_to_f32(rd_u16(p)) };
-            sy[j] = unsafe { f16_to_f32(rd_u16(p.add(2))) };
+            dy[j] = unsafe { f16_bcast(p) };
+            sy[j] = unsafe { f16_at(p.add(2)) };
             y[j] = unsafe { load256(p.add(4)) };
         }
         for i in 0..NW {
             let p = unsafe { w[i].add(b * W_BLOCK) };
-            let dw = unsafe { f16_to_f32(rd_u16(p)) };
-            let mw = unsafe { f16_to_f32(rd_u16(p.add(2))) };
+            let dw = unsafe { f16_bcast(p) };
+            let mw = unsafe { f16_at(p.add(2)) };
             let hi = unsafe { bytes_from_bits32(rd_u32(p.add(4))) };
             let q = _mm256_or_si256(unsafe { nibbles32(p.add(8)) }, _mm256_and_si256(hi, b4));
             for j in 0..NA {
                 let s = _mm256_madd_epi16(_mm256_maddubs_epi16(q, y[j]), ones);
                 let s = _mm256_cvtepi32_ps(s);
-                acc[i][j] = _mm256_fmadd_ps(s, _mm256_set1_ps(dw * dy[j]), acc[i][j]);
+                acc[i][j] = _mm256_fmadd_ps(s, _mm256_mul_ps(dw, dy[j]), acc[i][j]);
                 acc_m[i][j] += mw * sy[j];
             }
         }

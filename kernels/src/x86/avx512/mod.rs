@@ -1,14 +1,39 @@
-//! AVX-512 (F/BW/VL) + VNNI kernels: `vpdpbusd` does the u8 × i8 multiply-accumulate of
-//! `vpmaddubsw` + `vpmaddwd` in one instruction (and without the i16 saturation limit), and
-//! 512-bit registers hold two 32-element blocks. Formats where this measured no faster than
-//! AVX2 use the AVX2 kernels.
+//! AVX-512 (F/BW/VL) + VNNI kernels. `vpdpbusd` does the u8 × i8 multiply-accumulate that
+//! AVX2 needs `vpmaddubsw` + `vpmaddwd` (+ sign tricks) for, with no i16 saturation; AVX-512BW
+//! mask registers expand Q5 high bits in one instruction. The vectors stay 256 bits wide: on
+//! Zen 4 512-bit operations are split in two anyway, and a 32-element block is one ymm. The
+//! K-quants and float formats use the AVX2 kernels (no VNNI gain measured there).
+
+mod q4_0;
+mod q4_1;
+mod q5_0;
+mod q5_1;
+mod q8_0;
 
 use crate::dispatch::{DotRowsFn, Kernels, Path};
+use crate::rows::dot_rows;
 use crate::types::GgmlType;
+use std::arch::x86_64::*;
 
 pub(crate) static KERNELS: Kernels =
     Kernels::new(Path::Avx512, super::avx2::quantize::quantize_act, dot_rows_for);
 
 fn dot_rows_for(ty: GgmlType) -> DotRowsFn {
-    super::avx2::KERNELS.dot_rows(ty)
+    match ty {
+        GgmlType::Q4_0 => dot_rows::<q4_0::Q4_0, 8, 1, 4>,
+        GgmlType::Q4_1 => dot_rows::<q4_1::Q4_1, 4, 1, 4>,
+        GgmlType::Q5_0 => dot_rows::<q5_0::Q5_0, 4, 1, 4>,
+        GgmlType::Q5_1 => dot_rows::<q5_1::Q5_1, 4, 1, 4>,
+        GgmlType::Q8_0 => dot_rows::<q8_0::Q8_0, 8, 1, 4>,
+        _ => super::avx2::KERNELS.dot_rows(ty),
+    }
+}
+
+/// `-c * sum(y)` in each i32 lane's share (4 bytes per lane): the start value that makes
+/// `vpdpbusd(start, q, y)` the exact sum of `(q - c) * y` for unsigned `q`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub(super) unsafe fn neg_offset_sum(c: u8, y: __m256i) -> __m256i {
+    let s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(c as i8), y);
+    _mm256_sub_epi32(_mm256_setzero_si256(), s)
 }

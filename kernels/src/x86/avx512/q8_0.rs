@@ -1,0 +1,43 @@
+//! Q8_0 × Q8_0 (AVX-512 VNNI). Scalar reference: `formats/q8_0.rs`.
+
+use super::neg_offset_sum;
+use crate::rows::row_kernel;
+use crate::x86::avx2::{f16_bcast, hsum_tile, load256};
+use std::arch::x86_64::*;
+
+const BLOCK: usize = 34;
+
+row_kernel!(Q8_0 => dot);
+
+/// Signed weights made unsigned by flipping the top bit (`x + 128`), with `-128 sum(y)` as the
+/// start value: `vpdpbusd` then gives the exact `sum(x y)` for every i8 input.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn dot<const NW: usize, const NA: usize>(
+    cols: usize,
+    w: [*const u8; NW],
+    a: [*const u8; NA],
+) -> [[f32; NA]; NW] {
+    let mut acc = [[_mm256_setzero_ps(); NA]; NW];
+    let flip = _mm256_set1_epi8(0x80u8 as i8);
+    for b in 0..cols / 32 {
+        let mut y = [_mm256_setzero_si256(); NA];
+        let mut y0 = [_mm256_setzero_si256(); NA];
+        let mut dy = [_mm256_setzero_ps(); NA];
+        for j in 0..NA {
+            let p = unsafe { a[j].add(b * BLOCK) };
+            dy[j] = unsafe { f16_bcast(p) };
+            y[j] = unsafe { load256(p.add(2)) };
+            y0[j] = unsafe { neg_offset_sum(0x80, y[j]) };
+        }
+        for i in 0..NW {
+            let p = unsafe { w[i].add(b * BLOCK) };
+            let dw = unsafe { f16_bcast(p) };
+            let x = _mm256_xor_si256(unsafe { load256(p.add(2)) }, flip);
+            for j in 0..NA {
+                let s = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(y0[j], x, y[j]));
+                acc[i][j] = _mm256_fmadd_ps(s, _mm256_mul_ps(dw, dy[j]), acc[i][j]);
+            }
+        }
+    }
+    unsafe { hsum_tile(&acc) }
+}
