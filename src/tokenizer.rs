@@ -349,7 +349,7 @@ impl Tokenizer {
             let hex = format!("<0x{b:02X}>");
             let single = [b as u8];
             let found = lookup(&hex)
-                .or_else(|| std::str::from_utf8(&single).ok().and_then(|s| lookup(s)))
+                .or_else(|| std::str::from_utf8(&single).ok().and_then(lookup))
                 .or(special.unk);
             *slot = found.ok_or_else(|| {
                 TokenizerError::new(format!(

@@ -767,6 +767,7 @@ fn rfc3339(secs: u64) -> String {
 }
 
 /// Settings every instance shares.
+#[derive(Debug)]
 struct Plan {
     tests: Vec<TestSpec>,
     threads: Vec<usize>,
@@ -1239,7 +1240,7 @@ mod tests {
         let md = run_to_string(&a);
         let lines: Vec<&str> = md.lines().collect();
         assert!(lines[0].starts_with("| model"), "{md}");
-        assert!(lines[0].contains("| t/s"), "{md}");
+        assert!(lines[0].contains(" t/s |"), "{md}");
         assert!(lines[1].starts_with("| ---"), "{md}");
         assert!(lines[2].contains("pp24") && lines[2].contains(" ± "), "{md}");
         assert!(lines[3].contains("tg6"), "{md}");

@@ -35,7 +35,7 @@ unsafe fn dot<const NW: usize, const NA: usize>(
             let x = _mm256_or_si256(unsafe { nibbles32(p.add(6)) }, _mm256_andnot_si256(hi, f0));
             for j in 0..NA {
                 let s = _mm256_cvtepi32_ps(unsafe { dot_i8_lanes(x, y[j]) });
-                acc[i][j] = _mm256_fmadd_ps(s, _mm256_mul_ps(dw, dy[j]), acc[i][j]);
+                acc[i][j] = _mm256_fmadd_ps(_mm256_mul_ps(s, dw), dy[j], acc[i][j]);
             }
         }
     }

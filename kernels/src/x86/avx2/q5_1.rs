@@ -38,7 +38,7 @@ unsafe fn dot<const NW: usize, const NA: usize>(
             for j in 0..NA {
                 let s = _mm256_madd_epi16(_mm256_maddubs_epi16(q, y[j]), ones);
                 let s = _mm256_cvtepi32_ps(s);
-                acc[i][j] = _mm256_fmadd_ps(s, _mm256_mul_ps(dw, dy[j]), acc[i][j]);
+                acc[i][j] = _mm256_fmadd_ps(_mm256_mul_ps(s, dw), dy[j], acc[i][j]);
                 acc_m[i][j] += mw * sy[j];
             }
         }

@@ -2,10 +2,9 @@
 //! AVX2 needs `vpmaddubsw` + `vpmaddwd` (+ sign tricks) for, with no i16 saturation; AVX-512BW
 //! mask registers expand Q5 high bits in one instruction. The vectors stay 256 bits wide: on
 //! Zen 4 512-bit operations are split in two anyway, and a 32-element block is one ymm. The
-//! K-quants and float formats use the AVX2 kernels (no VNNI gain measured there).
+//! K-quants, Q4_1 and the float formats use the AVX2 kernels (no gain measured there).
 
 mod q4_0;
-mod q4_1;
 mod q5_0;
 mod q5_1;
 mod q8_0;
@@ -20,11 +19,10 @@ pub(crate) static KERNELS: Kernels =
 
 fn dot_rows_for(ty: GgmlType) -> DotRowsFn {
     match ty {
-        GgmlType::Q4_0 => dot_rows::<q4_0::Q4_0, 8, 1, 4>,
-        GgmlType::Q4_1 => dot_rows::<q4_1::Q4_1, 4, 1, 4>,
+        GgmlType::Q4_0 => dot_rows::<q4_0::Q4_0, 4, 1, 4>,
         GgmlType::Q5_0 => dot_rows::<q5_0::Q5_0, 4, 1, 4>,
         GgmlType::Q5_1 => dot_rows::<q5_1::Q5_1, 4, 1, 4>,
-        GgmlType::Q8_0 => dot_rows::<q8_0::Q8_0, 8, 1, 4>,
+        GgmlType::Q8_0 => dot_rows::<q8_0::Q8_0, 4, 1, 4>,
         _ => super::avx2::KERNELS.dot_rows(ty),
     }
 }

@@ -36,7 +36,7 @@ unsafe fn dot<const NW: usize, const NA: usize>(
             let q = _mm256_mask_add_epi8(lo, unsafe { rd_u32(p.add(2)) }, lo, bit4);
             for j in 0..NA {
                 let s = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(y0[j], q, y[j]));
-                acc[i][j] = _mm256_fmadd_ps(s, _mm256_mul_ps(dw, dy[j]), acc[i][j]);
+                acc[i][j] = _mm256_fmadd_ps(_mm256_mul_ps(s, dw), dy[j], acc[i][j]);
             }
         }
     }

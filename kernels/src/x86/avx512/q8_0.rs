@@ -35,7 +35,7 @@ unsafe fn dot<const NW: usize, const NA: usize>(
             let x = _mm256_xor_si256(unsafe { load256(p.add(2)) }, flip);
             for j in 0..NA {
                 let s = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(y0[j], x, y[j]));
-                acc[i][j] = _mm256_fmadd_ps(s, _mm256_mul_ps(dw, dy[j]), acc[i][j]);
+                acc[i][j] = _mm256_fmadd_ps(_mm256_mul_ps(s, dw), dy[j], acc[i][j]);
             }
         }
     }

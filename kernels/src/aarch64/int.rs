@@ -1,0 +1,454 @@
+//! NEON kernel bodies for every weight format, generic over the 16-byte dot product
+//! ([`Dot16`]) so the plain-NEON and dotprod paths share them. Scalar references:
+//! `formats/<format>.rs`. Every body is `#[inline(always)]`: it is only ever compiled inside
+//! a path's `#[target_feature]` wrapper (see `path_kernel!`).
+
+use super::{f16_at, f16x4_at, hsum_tile, rd_f32, rd_u32, Dot16};
+use crate::simd_common::unpack_q4k_scales;
+use std::arch::aarch64::*;
+
+#[inline(always)]
+unsafe fn ld(p: *const u8) -> int8x16_t {
+    unsafe { vld1q_s8(p as *const i8) }
+}
+
+/// Sum of 32 products: two 16-byte halves.
+#[inline(always)]
+unsafe fn dot32<D: Dot16>(x: [int8x16_t; 2], y: [int8x16_t; 2]) -> int32x4_t {
+    unsafe { D::dot(D::dot(vdupq_n_s32(0), x[0], y[0]), x[1], y[1]) }
+}
+
+/// Low and high nibbles of 16 bytes: elements 0-15 and 16-31 of a 32-element block.
+#[inline(always)]
+unsafe fn nibbles(qs: *const u8) -> [uint8x16_t; 2] {
+    unsafe {
+        let q = vld1q_u8(qs);
+        [vandq_u8(q, vdupq_n_u8(0x0f)), vshrq_n_u8::<4>(q)]
+    }
+}
+
+/// 0x10 in byte `k` where bit `k` of `bits` (16 bits) is set: a Q5 high bit moved into place.
+#[inline(always)]
+unsafe fn high_bits16(bits: u32) -> uint8x16_t {
+    const SEL: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
+    unsafe {
+        let b = vcombine_u8(vdup_n_u8(bits as u8), vdup_n_u8((bits >> 8) as u8));
+        vandq_u8(vtstq_u8(b, vld1q_u8(SEL.as_ptr())), vdupq_n_u8(0x10))
+    }
+}
+
+#[inline(always)]
+fn s8(v: uint8x16_t) -> int8x16_t {
+    unsafe { vreinterpretq_s8_u8(v) }
+}
+
+/// Decodes a 32-element legacy block's weights as i8 (offset already applied).
+trait Legacy {
+    const W_BLOCK: usize;
+    /// Bytes before `qs` in the activation block (Q8_0: 2, Q8_1: 4).
+    const A_QS: usize;
+    /// Whether the block has a minimum (`m_x * s_y` term).
+    const HAS_MIN: bool;
+    unsafe fn weights(p: *const u8) -> [int8x16_t; 2];
+}
+
+struct Q4_0W;
+impl Legacy for Q4_0W {
+    const W_BLOCK: usize = 18;
+    const A_QS: usize = 2;
+    const HAS_MIN: bool = false;
+    #[inline(always)]
+    unsafe fn weights(p: *const u8) -> [int8x16_t; 2] {
+        unsafe {
+            let [lo, hi] = nibbles(p.add(2));
+            let eight = vdupq_n_s8(8);
+            [vsubq_s8(s8(lo), eight), vsubq_s8(s8(hi), eight)]
+        }
+    }
+}
+
+struct Q4_1W;
+impl Legacy for Q4_1W {
+    const W_BLOCK: usize = 20;
+    const A_QS: usize = 4;
+    const HAS_MIN: bool = true;
+    #[inline(always)]
+    unsafe fn weights(p: *const u8) -> [int8x16_t; 2] {
+        unsafe {
+            let [lo, hi] = nibbles(p.add(4));
+            [s8(lo), s8(hi)]
+        }
+    }
+}
+
+struct Q5_0W;
+impl Legacy for Q5_0W {
+    const W_BLOCK: usize = 22;
+    const A_QS: usize = 2;
+    const HAS_MIN: bool = false;
+    #[inline(always)]
+    unsafe fn weights(p: *const u8) -> [int8x16_t; 2] {
+        unsafe {
+            let qh = rd_u32(p.add(2));
+            let [lo, hi] = nibbles(p.add(6));
+            let sixteen = vdupq_n_s8(16);
+            [
+                vsubq_s8(s8(vorrq_u8(lo, high_bits16(qh))), sixteen),
+                vsubq_s8(s8(vorrq_u8(hi, high_bits16(qh >> 16))), sixteen),
+            ]
+        }
+    }
+}
+
+struct Q5_1W;
+impl Legacy for Q5_1W {
+    const W_BLOCK: usize = 24;
+    const A_QS: usize = 4;
+    const HAS_MIN: bool = true;
+    #[inline(always)]
+    unsafe fn weights(p: *const u8) -> [int8x16_t; 2] {
+        unsafe {
+            let qh = rd_u32(p.add(4));
+            let [lo, hi] = nibbles(p.add(8));
+            [s8(vorrq_u8(lo, high_bits16(qh))), s8(vorrq_u8(hi, high_bits16(qh >> 16)))]
+        }
+    }
+}
+
+struct Q8_0W;
+impl Legacy for Q8_0W {
+    const W_BLOCK: usize = 34;
+    const A_QS: usize = 2;
+    const HAS_MIN: bool = false;
+    #[inline(always)]
+    unsafe fn weights(p: *const u8) -> [int8x16_t; 2] {
+        unsafe { [ld(p.add(2)), ld(p.add(18))] }
+    }
+}
+
+/// Per block `d_x d_y sum(x y)` (+ `m_x s_y`): the block's i8 weights dotted with each
+/// activation row, scaled and accumulated in f32 lanes.
+#[inline(always)]
+unsafe fn legacy<L: Legacy, D: Dot16, const NW: usize, const NA: usize>(
+    cols: usize,
+    w: [*const u8; NW],
+    a: [*const u8; NA],
+) -> [[f32; NA]; NW] {
+    let a_block = L::A_QS + 32;
+    let mut acc = [[unsafe { vdupq_n_f32(0.0) }; NA]; NW];
+    let mut acc_m = [[0.0f32; NA]; NW];
+    for b in 0..cols / 32 {
+        let mut y = [[unsafe { vdupq_n_s8(0) }; 2]; NA];
+        let mut dy = [0.0f32; NA];
+        let mut sy = [0.0f32; NA];
+        for j in 0..NA {
+            let p = unsafe { a[j].add(b * a_block) };
+            dy[j] = unsafe { f16_at(p) };
+            if L::HAS_MIN {
+                sy[j] = unsafe { f16_at(p.add(2)) };
+            }
+            y[j] = unsafe { [ld(p.add(L::A_QS)), ld(p.add(L::A_QS + 16))] };
+        }
+        for i in 0..NW {
+            let p = unsafe { w[i].add(b * L::W_BLOCK) };
+            let dw = unsafe { f16_at(p) };
+            let x = unsafe { L::weights(p) };
+            for j in 0..NA {
+                let s = unsafe { vcvtq_f32_s32(dot32::<D>(x, y[j])) };
+                acc[i][j] = unsafe { vfmaq_n_f32(acc[i][j], s, dw * dy[j]) };
+                if L::HAS_MIN {
+                    acc_m[i][j] += unsafe { f16_at(p.add(2)) } * sy[j];
+                }
+            }
+        }
+    }
+    let mut out = unsafe { hsum_tile(&acc) };
+    if L::HAS_MIN {
+        for i in 0..NW {
+            for j in 0..NA {
+                out[i][j] += acc_m[i][j];
+            }
+        }
+    }
+    out
+}
+
+macro_rules! legacy_body {
+    ($f:ident, $l:ty) => {
+        #[inline(always)]
+        pub(super) unsafe fn $f<D: Dot16, const NW: usize, const NA: usize>(
+            cols: usize,
+            w: [*const u8; NW],
+            a: [*const u8; NA],
+        ) -> [[f32; NA]; NW] {
+            unsafe { legacy::<$l, D, NW, NA>(cols, w, a) }
+        }
+    };
+}
+legacy_body!(q4_0, Q4_0W);
+legacy_body!(q4_1, Q4_1W);
+legacy_body!(q5_0, Q5_0W);
+legacy_body!(q5_1, Q5_1W);
+legacy_body!(q8_0, Q8_0W);
+
+/// Q8_K block layout: f32 `d`, 256 `qs`, 16 i16 `bsums`.
+const K_ACT: usize = 292;
+const K_QS: usize = 4;
+const K_BSUMS: usize = 260;
+
+/// Q8_K `bsums[2j] + bsums[2j + 1]` for j in 0..8 (what the Q4_K/Q5_K minimums multiply).
+#[inline(always)]
+unsafe fn bsum_pairs(p: *const u8) -> int16x8_t {
+    unsafe {
+        let b = p.add(K_BSUMS) as *const i16;
+        vpaddq_s16(vld1q_s16(b), vld1q_s16(b.add(8)))
+    }
+}
+
+/// Sum over j of `mins[j] * pairs[j]` in 4 i32 lanes.
+#[inline(always)]
+unsafe fn mins_dot(mins: u64, pairs: int16x8_t) -> int32x4_t {
+    unsafe {
+        let m = vreinterpretq_s16_u16(vmovl_u8(vcreate_u8(mins)));
+        vmlal_high_s16(vmull_s16(vget_low_s16(m), vget_low_s16(pairs)), m, pairs)
+    }
+}
+
+/// Q4_K and Q5_K: 8 sub-blocks of 32 with 6-bit scales and minimums. `HIGH` adds Q5_K's
+/// fifth bits from `qh`.
+#[inline(always)]
+unsafe fn kquant45<const HIGH: bool, D: Dot16, const NW: usize, const NA: usize>(
+    cols: usize,
+    w: [*const u8; NW],
+    a: [*const u8; NA],
+) -> [[f32; NA]; NW] {
+    let (w_block, qs_off) = if HIGH { (176, 48) } else { (144, 16) };
+    let zero = unsafe { vdupq_n_f32(0.0) };
+    let mut acc = [[zero; NA]; NW];
+    let mut acc_m = [[zero; NA]; NW];
+    let m4 = unsafe { vdupq_n_u8(0x0f) };
+    let bit4 = unsafe { vdupq_n_u8(0x10) };
+    for b in 0..cols / 256 {
+        let mut ya = [std::ptr::null::<u8>(); NA];
+        let mut dy = [0.0f32; NA];
+        let mut pairs = [unsafe { vdupq_n_s16(0) }; NA];
+        for j in 0..NA {
+            let p = unsafe { a[j].add(b * K_ACT) };
+            dy[j] = unsafe { rd_f32(p) };
+            pairs[j] = unsafe { bsum_pairs(p) };
+            ya[j] = unsafe { p.add(K_QS) };
+        }
+        for i in 0..NW {
+            let p = unsafe { w[i].add(b * w_block) };
+            let d = unsafe { f16_at(p) };
+            let dmin = unsafe { f16_at(p.add(2)) };
+            let (sc, m) = unsafe { unpack_q4k_scales(p.add(4)) };
+            let qh = if HIGH {
+                unsafe { [vld1q_u8(p.add(16)), vld1q_u8(p.add(32))] }
+            } else {
+                [unsafe { vdupq_n_u8(0) }; 2]
+            };
+            let mut sumi = [unsafe { vdupq_n_s32(0) }; NA];
+            for c in 0..4 {
+                let q = unsafe { [vld1q_u8(p.add(qs_off + 32 * c)), vld1q_u8(p.add(qs_off + 32 * c + 16))] };
+                let mut lo = unsafe { [vandq_u8(q[0], m4), vandq_u8(q[1], m4)] };
+                let mut hi = unsafe { [vshrq_n_u8::<4>(q[0]), vshrq_n_u8::<4>(q[1])] };
+                if HIGH {
+                    let (bl, bh) = unsafe { (vdupq_n_u8(1 << (2 * c)), vdupq_n_u8(2 << (2 * c))) };
+                    for v in 0..2 {
+                        lo[v] = unsafe { vorrq_u8(lo[v], vandq_u8(vtstq_u8(qh[v], bl), bit4)) };
+                        hi[v] = unsafe { vorrq_u8(hi[v], vandq_u8(vtstq_u8(qh[v], bh), bit4)) };
+                    }
+                }
+                let sc_lo = ((sc >> (16 * c)) & 0xff) as i32;
+                let sc_hi = ((sc >> (16 * c + 8)) & 0xff) as i32;
+                for j in 0..NA {
+                    let y = unsafe { ya[j].add(64 * c) };
+                    let y = unsafe { [ld(y), ld(y.add(16)), ld(y.add(32)), ld(y.add(48))] };
+                    let s_lo = unsafe { dot32::<D>([s8(lo[0]), s8(lo[1])], [y[0], y[1]]) };
+                    let s_hi = unsafe { dot32::<D>([s8(hi[0]), s8(hi[1])], [y[2], y[3]]) };
+                    sumi[j] = unsafe { vmlaq_n_s32(vmlaq_n_s32(sumi[j], s_lo, sc_lo), s_hi, sc_hi) };
+                }
+            }
+            for j in 0..NA {
+                acc[i][j] = unsafe { vfmaq_n_f32(acc[i][j], vcvtq_f32_s32(sumi[j]), d * dy[j]) };
+                let mins = unsafe { vcvtq_f32_s32(mins_dot(m, pairs[j])) };
+                acc_m[i][j] = unsafe { vfmaq_n_f32(acc_m[i][j], mins, dmin * dy[j]) };
+            }
+        }
+    }
+    let mut out = [[0.0f32; NA]; NW];
+    for i in 0..NW {
+        for j in 0..NA {
+            out[i][j] = unsafe { vaddvq_f32(acc[i][j]) - vaddvq_f32(acc_m[i][j]) };
+        }
+    }
+    out
+}
+
+#[inline(always)]
+pub(super) unsafe fn q4_k<D: Dot16, const NW: usize, const NA: usize>(
+    cols: usize,
+    w: [*const u8; NW],
+    a: [*const u8; NA],
+) -> [[f32; NA]; NW] {
+    unsafe { kquant45::<false, D, NW, NA>(cols, w, a) }
+}
+
+#[inline(always)]
+pub(super) unsafe fn q5_k<D: Dot16, const NW: usize, const NA: usize>(
+    cols: usize,
+    w: [*const u8; NW],
+    a: [*const u8; NA],
+) -> [[f32; NA]; NW] {
+    unsafe { kquant45::<true, D, NW, NA>(cols, w, a) }
+}
+
+/// The 128 six-bit values of one Q6_K half (`ql` 64 bytes, `qh` 32 bytes) minus 32, in 8
+/// vectors of 16: vector `2k + v` holds elements `32k + 16v ..`, sub-block `2k + v` of the
+/// half.
+#[inline(always)]
+pub(super) unsafe fn q6k_half(ql: *const u8, qh: *const u8) -> [int8x16_t; 8] {
+    unsafe {
+        let m4 = vdupq_n_u8(0x0f);
+        let m3 = vdupq_n_u8(0x03);
+        let l = [vld1q_u8(ql), vld1q_u8(ql.add(16)), vld1q_u8(ql.add(32)), vld1q_u8(ql.add(48))];
+        let h = [vld1q_u8(qh), vld1q_u8(qh.add(16))];
+        let thirty_two = vdupq_n_s8(32);
+        let mut out = [vdupq_n_s8(0); 8];
+        for v in 0..2 {
+            let q = [
+                vorrq_u8(vandq_u8(l[v], m4), vshlq_n_u8::<4>(vandq_u8(h[v], m3))),
+                vorrq_u8(vandq_u8(l[2 + v], m4), vshlq_n_u8::<2>(vandq_u8(h[v], vdupq_n_u8(0x0c)))),
+                vorrq_u8(vshrq_n_u8::<4>(l[v]), vandq_u8(h[v], vdupq_n_u8(0x30))),
+                vorrq_u8(vshrq_n_u8::<4>(l[2 + v]), vandq_u8(vshrq_n_u8::<2>(h[v]), vdupq_n_u8(0x30))),
+            ];
+            for (k, &qk) in q.iter().enumerate() {
+                out[2 * k + v] = vsubq_s8(s8(qk), thirty_two);
+            }
+        }
+        out
+    }
+}
+
+/// Q6_K: 16 sub-blocks of 16 with signed 8-bit scales; each 16-byte vector is one sub-block.
+#[inline(always)]
+pub(super) unsafe fn q6_k<D: Dot16, const NW: usize, const NA: usize>(
+    cols: usize,
+    w: [*const u8; NW],
+    a: [*const u8; NA],
+) -> [[f32; NA]; NW] {
+    let mut acc = [[unsafe { vdupq_n_f32(0.0) }; NA]; NW];
+    for b in 0..cols / 256 {
+        let mut ya = [std::ptr::null::<u8>(); NA];
+        let mut dy = [0.0f32; NA];
+        for j in 0..NA {
+            let p = unsafe { a[j].add(b * K_ACT) };
+            dy[j] = unsafe { rd_f32(p) };
+            ya[j] = unsafe { p.add(K_QS) };
+        }
+        for i in 0..NW {
+            let p = unsafe { w[i].add(b * 210) };
+            let d = unsafe { f16_at(p.add(208)) };
+            let scales = unsafe { p.add(192) as *const i8 };
+            let mut sumi = [unsafe { vdupq_n_s32(0) }; NA];
+            for h in 0..2 {
+                let q = unsafe { q6k_half(p.add(64 * h), p.add(128 + 32 * h)) };
+                for (v, &qv) in q.iter().enumerate() {
+                    // Vector v covers elements 128h + 16v .. +16: sub-block 8h + v.
+                    let sc = unsafe { *scales.add(8 * h + v) } as i32;
+                    for j in 0..NA {
+                        let y = unsafe { ld(ya[j].add(128 * h + 16 * v)) };
+                        let s = unsafe { D::dot(vdupq_n_s32(0), qv, y) };
+                        sumi[j] = unsafe { vmlaq_n_s32(sumi[j], s, sc) };
+                    }
+                }
+            }
+            for j in 0..NA {
+                acc[i][j] = unsafe { vfmaq_n_f32(acc[i][j], vcvtq_f32_s32(sumi[j]), d * dy[j]) };
+            }
+        }
+    }
+    unsafe { hsum_tile(&acc) }
+}
+
+/// Float weights × f32 activations, 4 lanes at a time; `LOAD4` widens 4 weights to f32.
+#[inline(always)]
+unsafe fn float_dot<const BYTES: usize, const NW: usize, const NA: usize>(
+    cols: usize,
+    w: [*const u8; NW],
+    a: [*const u8; NA],
+    load4: unsafe fn(*const u8) -> float32x4_t,
+    load1: unsafe fn(*const u8) -> f32,
+) -> [[f32; NA]; NW] {
+    let mut acc = [[unsafe { vdupq_n_f32(0.0) }; NA]; NW];
+    let body = cols / 4 * 4;
+    let mut k = 0;
+    while k < body {
+        let mut y = [unsafe { vdupq_n_f32(0.0) }; NA];
+        for j in 0..NA {
+            y[j] = unsafe { vld1q_f32((a[j] as *const f32).add(k)) };
+        }
+        for i in 0..NW {
+            let x = unsafe { load4(w[i].add(BYTES * k)) };
+            for j in 0..NA {
+                acc[i][j] = unsafe { vfmaq_f32(acc[i][j], x, y[j]) };
+            }
+        }
+        k += 4;
+    }
+    let mut out = unsafe { hsum_tile(&acc) };
+    for k in body..cols {
+        for i in 0..NW {
+            let x = unsafe { load1(w[i].add(BYTES * k)) };
+            for j in 0..NA {
+                out[i][j] += x * unsafe { std::ptr::read_unaligned((a[j] as *const f32).add(k)) };
+            }
+        }
+    }
+    out
+}
+
+#[inline(always)]
+unsafe fn load4_f32(p: *const u8) -> float32x4_t {
+    unsafe { vld1q_f32(p as *const f32) }
+}
+#[inline(always)]
+unsafe fn load1_f32(p: *const u8) -> f32 {
+    unsafe { rd_f32(p) }
+}
+#[inline(always)]
+unsafe fn load4_bf16(p: *const u8) -> float32x4_t {
+    unsafe { vreinterpretq_f32_u32(vshll_n_u16::<16>(vld1_u16(p as *const u16))) }
+}
+#[inline(always)]
+unsafe fn load1_bf16(p: *const u8) -> f32 {
+    f32::from_bits((unsafe { super::rd_u16(p) } as u32) << 16)
+}
+
+#[inline(always)]
+pub(super) unsafe fn f32w<D: Dot16, const NW: usize, const NA: usize>(
+    cols: usize,
+    w: [*const u8; NW],
+    a: [*const u8; NA],
+) -> [[f32; NA]; NW] {
+    unsafe { float_dot::<4, NW, NA>(cols, w, a, load4_f32, load1_f32) }
+}
+
+#[inline(always)]
+pub(super) unsafe fn f16w<D: Dot16, const NW: usize, const NA: usize>(
+    cols: usize,
+    w: [*const u8; NW],
+    a: [*const u8; NA],
+) -> [[f32; NA]; NW] {
+    unsafe { float_dot::<2, NW, NA>(cols, w, a, f16x4_at, f16_at) }
+}
+
+#[inline(always)]
+pub(super) unsafe fn bf16w<D: Dot16, const NW: usize, const NA: usize>(
+    cols: usize,
+    w: [*const u8; NW],
+    a: [*const u8; NA],
+) -> [[f32; NA]; NW] {
+    unsafe { float_dot::<2, NW, NA>(cols, w, a, load4_bf16, load1_bf16) }
+}
