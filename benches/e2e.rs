@@ -92,12 +92,7 @@ fn main() {
 
 /// Times `iters` single-token steps; refills the context (untimed) whenever it reaches the end
 /// of the span, so every step sees 64 to 320 earlier positions.
-fn decode_steps(
-    lm: &mut dyn LanguageModel,
-    iters: u64,
-    prefix: &[u32],
-    ids: &[u32],
-) -> Duration {
+fn decode_steps(lm: &mut dyn LanguageModel, iters: u64, prefix: &[u32], ids: &[u32]) -> Duration {
     let mut total = Duration::ZERO;
     for i in 0..iters as usize {
         if lm.pos() < prefix.len() || lm.pos() >= prefix.len() + ids.len() {

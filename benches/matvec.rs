@@ -138,18 +138,17 @@ fn pool(threads: usize) -> rayon::ThreadPool {
         .expect("rayon pool")
 }
 
-/// Reads `buf` with `threads` threads, each a contiguous share (as matmul splits rows).
-fn read_parallel(pool: &rayon::ThreadPool, buf: &[u8], threads: usize) -> u64 {
+/// Reads `buf` with `threads` threads (call inside the pool), each a contiguous share in
+/// about 4 pieces per thread, as matmul splits rows.
+fn read_parallel(buf: &[u8], threads: usize) -> u64 {
     use rayon::prelude::*;
     if threads == 1 {
         return read_sum(buf);
     }
     let share = buf.len().div_ceil(threads * 4);
-    pool.install(|| {
-        buf.par_chunks(share)
-            .map(read_sum)
-            .reduce(|| 0, u64::wrapping_add)
-    })
+    buf.par_chunks(share)
+        .map(read_sum)
+        .reduce(|| 0, u64::wrapping_add)
 }
 
 fn bench_matvec(c: &mut Criterion, pools: &[(usize, rayon::ThreadPool)]) {
@@ -177,25 +176,31 @@ fn bench_matvec(c: &mut Criterion, pools: &[(usize, rayon::ThreadPool)]) {
                     });
                     let m = WeightMatrix::new(ty, w, rows, cols).unwrap();
                     let mut out = vec![0.0f32; rows];
+                    // The loop runs inside the pool, as a decode loop would: each matmul forks
+                    // and joins on the pool's own threads (1 thread: no rayon at all).
                     b.iter_custom(|iters| {
-                        let t = Instant::now();
-                        for _ in 0..iters {
-                            pool.install(|| matmul(&m, acts, &mut out)).unwrap();
-                            black_box(&mut out);
-                        }
-                        let el = t.elapsed();
-                        record(&id, el.as_secs_f64() / iters as f64);
-                        el
+                        pool.install(|| {
+                            let t = Instant::now();
+                            for _ in 0..iters {
+                                matmul(&m, acts, &mut out).unwrap();
+                                black_box(&mut out);
+                            }
+                            let el = t.elapsed();
+                            record(&id, el.as_secs_f64() / iters as f64);
+                            el
+                        })
                     });
                     // The same bytes read plainly right after, with the same threads (not a
                     // criterion benchmark: a few timed passes, best kept).
                     if !SAMPLES.lock().unwrap().contains_key(&read_id) {
-                        read_parallel(pool, w, *threads);
-                        for _ in 0..7 {
-                            let t = Instant::now();
-                            black_box(read_parallel(pool, black_box(w), *threads));
-                            record(&read_id, t.elapsed().as_secs_f64());
-                        }
+                        pool.install(|| {
+                            read_parallel(w, *threads);
+                            for _ in 0..7 {
+                                let t = Instant::now();
+                                black_box(read_parallel(black_box(w), *threads));
+                                record(&read_id, t.elapsed().as_secs_f64());
+                            }
+                        });
                     }
                 });
             }
@@ -218,7 +223,7 @@ fn bench_read(c: &mut Criterion, pools: &[(usize, rayon::ThreadPool)]) {
                 BenchmarkId::from_parameter(format!("{mb}MiB/{threads}t")),
                 |b| {
                     let buf = buf.get_or_insert_with(|| vec![1u8; bytes]);
-                    b.iter(|| read_parallel(pool, black_box(buf), *threads))
+                    pool.install(|| b.iter(|| read_parallel(black_box(buf), *threads)))
                 },
             );
         }
@@ -248,27 +253,31 @@ fn bench_quantize(c: &mut Criterion) {
     group.finish();
 }
 
-/// What a rayon fork-join costs per call, and what that means for small decode matmuls.
+/// What a rayon fork-join costs per call, and what that means for small decode matmuls:
+/// `join-inside/<t>t` forks and joins from a pool thread (a decode loop run inside
+/// `pool.install`), `install-per-call/<t>t` enters the pool from outside on every call (a
+/// decode loop on the main thread calling into the global pool).
 fn bench_overhead(c: &mut Criterion, pools: &[(usize, rayon::ThreadPool)]) {
     use rayon::prelude::*;
     let mut group = c.benchmark_group("overhead");
     group.warm_up_time(Duration::from_millis(300));
     group.measurement_time(Duration::from_secs(1));
+    let noop = |threads: usize| {
+        (0..4 * threads).into_par_iter().for_each(|i| {
+            black_box(i);
+        })
+    };
     for (threads, pool) in pools {
         group.bench_function(
-            BenchmarkId::from_parameter(format!("empty-join/{threads}t")),
-            |b| {
-                b.iter(|| {
-                    pool.install(|| {
-                        (0..2 * threads).into_par_iter().for_each(|i| {
-                            black_box(i);
-                        })
-                    })
-                })
-            },
+            BenchmarkId::from_parameter(format!("join-inside/{threads}t")),
+            |b| pool.install(|| b.iter(|| noop(*threads))),
+        );
+        group.bench_function(
+            BenchmarkId::from_parameter(format!("install-per-call/{threads}t")),
+            |b| b.iter(|| pool.install(|| noop(*threads))),
         );
     }
-    // Gemma 3 270M per-token projections: q (640 -> 1024), k/v (640 -> 256), FFN (640 -> 2048).
+    // Gemma 3 270M per-token projections: k/v (640 -> 256), q (640 -> 1024), FFN (640 -> 2048).
     for (ty, cols, rows) in [
         (GgmlType::Q8_0, 640, 256),
         (GgmlType::Q8_0, 640, 1024),
@@ -282,7 +291,7 @@ fn bench_overhead(c: &mut Criterion, pools: &[(usize, rayon::ThreadPool)]) {
         for (threads, pool) in pools {
             let name = format!("{}/{cols}x{rows}/{threads}t", ty.name());
             group.bench_function(BenchmarkId::from_parameter(name), |b| {
-                b.iter(|| pool.install(|| matmul(&m, &acts, &mut out)).unwrap())
+                pool.install(|| b.iter(|| matmul(&m, &acts, &mut out).unwrap()))
             });
         }
     }

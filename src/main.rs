@@ -34,6 +34,8 @@ enum Command {
     Tokenize(cli::tokenize::TokenizeArgs),
     /// Prompt and generation speed (llama-bench's tests), peak RSS, load time
     Bench(cli::bench::BenchArgs),
+    /// CPU features, the SIMD kernel paths available and the one chosen
+    Info(cli::info::InfoArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Perplexity(args) => cli::perplexity::run(&args),
         Command::Tokenize(args) => cli::tokenize::run(&args),
         Command::Bench(args) => cli::bench::run(&args),
+        Command::Info(args) => cli::info::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,7 +7,7 @@ For the shipped Q4_K_M file and for Q8_0 / Q4_0 files requantized from it by
 their sha256 against the ones recorded here), it records per prompt: llama.cpp's prompt ids,
 32 greedy tokens (stopping early only at an end-of-generation token) and the smallest gap
 between the top two logits along the way (a near tie is where two correct implementations
-may part).
+may part: rounding differences alone move this model's logits by up to ~1, see the test).
 
 Usage: tools/setup-llamacpp.sh && .venv/bin/python tools/gen_llamacpp_greedy.py
 """
@@ -32,6 +32,19 @@ PROMPTS = [
     "<start_of_turn>user\nWrite a haiku about autumn leaves.<end_of_turn>\n<start_of_turn>model\n",
     "Die Hauptstadt von Deutschland ist",
     "1, 2, 3, 5, 8, 13,",
+    "Monday, Tuesday, Wednesday,",
+    "January, February, March, April,",
+    "A, B, C, D, E, F, G,",
+    "10, 20, 30, 40, 50,",
+    "The quick brown fox jumps over the lazy dog. The quick brown fox",
+    "<html>\n<head>\n<title>",
+    "import numpy as np\nimport",
+    "To be, or not to be, that is",
+    "Twinkle, twinkle, little star,",
+    "The first president of the United States was",
+    "one two three four five six",
+    "red, orange, yellow, green,",
+    "for (int i = 0; i <",
 ]
 
 
@@ -41,6 +54,15 @@ def sha256(path):
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def fnv1a64(path):
+    h = 0xCBF29CE484222325
+    with open(path, "rb") as f:
+        data = f.read()
+    for b in data:
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
 
 
 def requantize(ty):
@@ -75,7 +97,8 @@ def greedy(path):
             "prompt": prompt,
             "prompt_ids": [int(i) for i in ids],
             "generated_ids": gen,
-            "min_top2_margin": round(min(margins), 5),
+            # margins[i]: llama.cpp's top-1 minus top-2 logit when choosing token i.
+            "margins": [round(m, 4) for m in margins],
         })
     return out
 
@@ -86,7 +109,7 @@ def main():
     files = {"q4_k_m": REAL, "q8_0": requantize("q8_0"), "q4_0": requantize("q4_0")}
     result = {"llama_cpp_python": __import__("llama_cpp").__version__, "n_gen": N_GEN, "models": {}}
     for name, path in files.items():
-        result["models"][name] = {"file": path.name, "sha256": sha256(path), "runs": greedy(path)}
+        result["models"][name] = {"file": path.name, "sha256": sha256(path), "fnv1a64": fnv1a64(path), "runs": greedy(path)}
         print(name, "done", file=sys.stderr)
     OUT.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     print(f"wrote {OUT}")

@@ -91,9 +91,11 @@ pub fn write_tiny_gemma3(path: &Path, shape: TinyShape, ty: GgmlType) -> Result<
     let mut w = GgufWriter::new(path);
     let a = "gemma3";
     w.add_metadata("general.architecture", a).map_err(e)?;
-    w.add_metadata("general.name", "tiny random gemma3").map_err(e)?;
+    w.add_metadata("general.name", "tiny random gemma3")
+        .map_err(e)?;
     w.add_metadata("general.size_label", "tiny").map_err(e)?;
-    w.add_metadata("general.file_type", file_type(ty)).map_err(e)?;
+    w.add_metadata("general.file_type", file_type(ty))
+        .map_err(e)?;
     let u32_keys = [
         ("context_length", s.n_ctx),
         ("embedding_length", s.n_embd),

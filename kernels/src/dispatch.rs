@@ -481,7 +481,7 @@ mod tests {
                     let msg = SelectError::MissingFeatures(q, missing).to_string();
                     assert!(msg.contains("lacks"), "{msg}");
                 }
-                Err(SelectError::WrongArch(q)) => assert_eq!(q.arch().is_some(), true),
+                Err(SelectError::WrongArch(q)) => assert!(q.arch().is_some()),
                 Err(e) => panic!("{e}"),
             }
         }

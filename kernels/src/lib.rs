@@ -6,10 +6,10 @@ pub mod formats;
 pub mod matmul;
 pub mod types;
 
-mod rows;
-mod simd_common;
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
+mod rows;
+mod simd_common;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

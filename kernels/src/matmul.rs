@@ -162,7 +162,10 @@ impl QuantizedActs {
         }
         let rb = dot_ty
             .row_bytes(cols as u64)
-            .ok_or(FormatError::PartialBlock { ty: dot_ty, n: cols })? as usize;
+            .ok_or(FormatError::PartialBlock {
+                ty: dot_ty,
+                n: cols,
+            })? as usize;
         if self.buf.len() < rb * n {
             self.buf.resize(rb * n, 0);
         }

@@ -11,26 +11,6 @@
 
 use crate::types::GgmlType;
 
-/// Implements [`RowKernel`](crate::rows::RowKernel) for a unit struct by forwarding to a
-/// `#[target_feature]` function generic over the tile shape.
-macro_rules! row_kernel {
-    ($(#[$doc:meta])* $name:ident => $f:ident) => {
-        $(#[$doc])*
-        pub(crate) struct $name;
-        impl crate::rows::RowKernel for $name {
-            #[inline]
-            unsafe fn dot<const NW: usize, const NA: usize>(
-                cols: usize,
-                w: [*const u8; NW],
-                a: [*const u8; NA],
-            ) -> [[f32; NA]; NW] {
-                unsafe { $f::<NW, NA>(cols, w, a) }
-            }
-        }
-    };
-}
-pub(crate) use row_kernel;
-
 /// Dot products of `NW` weight rows with `NA` activation rows for one weight format on one
 /// instruction set.
 pub(crate) trait RowKernel {
@@ -151,7 +131,8 @@ pub(crate) unsafe fn dot_rows<K: RowKernel, const DW: usize, const PW: usize, co
             while t + PA <= t1 {
                 let a: [*const u8; PA] = std::array::from_fn(|j| ap(t + j));
                 if nw == PW {
-                    let res = unsafe { K::dot::<PW, PA>(cols, std::array::from_fn(|i| wp(r + i)), a) };
+                    let res =
+                        unsafe { K::dot::<PW, PA>(cols, std::array::from_fn(|i| wp(r + i)), a) };
                     for (i, row) in res.iter().enumerate() {
                         for (j, &v) in row.iter().enumerate() {
                             store(r + i, t + j, v);
@@ -167,7 +148,9 @@ pub(crate) unsafe fn dot_rows<K: RowKernel, const DW: usize, const PW: usize, co
             }
             while t < t1 {
                 if nw == PW {
-                    let res = unsafe { K::dot::<PW, 1>(cols, std::array::from_fn(|i| wp(r + i)), [ap(t)]) };
+                    let res = unsafe {
+                        K::dot::<PW, 1>(cols, std::array::from_fn(|i| wp(r + i)), [ap(t)])
+                    };
                     for (i, v) in res.iter().enumerate() {
                         store(r + i, t, v[0]);
                     }

@@ -569,3 +569,19 @@ fn env_override_is_parsed_and_refused_when_missing() {
     }
     assert!(dispatch::parse_override("avx9000").is_err());
 }
+
+/// `EDGEGEMMA_EXPECT_PATHS` (set by `tools/cross-test.sh` for each emulated CPU) must list
+/// exactly the paths this CPU runs, so an emulator or detection change that hides a feature
+/// cannot make the checks above silently skip a path.
+#[test]
+fn expected_paths_are_available() {
+    let avail: Vec<&str> = dispatch::available_paths()
+        .iter()
+        .map(|p| p.name())
+        .collect();
+    assert!(avail.contains(&"scalar"), "{avail:?}");
+    assert!(avail.contains(&dispatch::best_path().name()), "{avail:?}");
+    if let Ok(want) = std::env::var("EDGEGEMMA_EXPECT_PATHS") {
+        assert_eq!(avail.join(","), want, "kernel paths available on this CPU");
+    }
+}

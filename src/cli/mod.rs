@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod chat;
 pub mod common;
+pub mod info;
 pub mod inspect;
 pub mod logits;
 pub mod perplexity;

@@ -319,6 +319,25 @@ impl GgufFile {
         &self.map
     }
 
+    /// Tells the OS this process no longer needs the pages under `bytes` (a slice of this
+    /// file's tensor data, e.g. part of a [`TensorView::data`]), so one pass over a large file
+    /// (the converter's requantize) does not keep it all resident. The bytes stay readable:
+    /// touching them again re-reads the file. A no-op off Linux or for a slice outside the
+    /// mapping.
+    pub fn release_pages(&self, bytes: &[u8]) {
+        let start = (bytes.as_ptr() as usize).wrapping_sub(self.map.as_ptr() as usize);
+        if bytes.is_empty() || start >= self.map.len() || self.map.len() - start < bytes.len() {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        // SAFETY: a read-only file mapping; MADV_DONTNEED drops this process's copies of the
+        // pages, and any later access reads the same bytes from the file again.
+        let _ = unsafe {
+            self.map
+                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, bytes.len())
+        };
+    }
+
     /// All tensors in file order.
     pub fn tensors(&self) -> impl ExactSizeIterator<Item = TensorView<'_>> + '_ {
         self.tensors.iter().map(move |t| self.view(t))

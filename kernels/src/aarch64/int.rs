@@ -8,7 +8,7 @@ use crate::simd_common::unpack_q4k_scales;
 use std::arch::aarch64::*;
 
 #[inline(always)]
-unsafe fn ld(p: *const u8) -> int8x16_t {
+pub(super) unsafe fn ld(p: *const u8) -> int8x16_t {
     unsafe { vld1q_s8(p as *const i8) }
 }
 
@@ -38,12 +38,12 @@ unsafe fn high_bits16(bits: u32) -> uint8x16_t {
 }
 
 #[inline(always)]
-fn s8(v: uint8x16_t) -> int8x16_t {
+pub(super) fn s8(v: uint8x16_t) -> int8x16_t {
     unsafe { vreinterpretq_s8_u8(v) }
 }
 
 /// Decodes a 32-element legacy block's weights as i8 (offset already applied).
-trait Legacy {
+pub(super) trait Legacy {
     const W_BLOCK: usize;
     /// Bytes before `qs` in the activation block (Q8_0: 2, Q8_1: 4).
     const A_QS: usize;
@@ -52,7 +52,7 @@ trait Legacy {
     unsafe fn weights(p: *const u8) -> [int8x16_t; 2];
 }
 
-struct Q4_0W;
+pub(super) struct Q4_0W;
 impl Legacy for Q4_0W {
     const W_BLOCK: usize = 18;
     const A_QS: usize = 2;
@@ -67,7 +67,7 @@ impl Legacy for Q4_0W {
     }
 }
 
-struct Q4_1W;
+pub(super) struct Q4_1W;
 impl Legacy for Q4_1W {
     const W_BLOCK: usize = 20;
     const A_QS: usize = 4;
@@ -81,7 +81,7 @@ impl Legacy for Q4_1W {
     }
 }
 
-struct Q5_0W;
+pub(super) struct Q5_0W;
 impl Legacy for Q5_0W {
     const W_BLOCK: usize = 22;
     const A_QS: usize = 2;
@@ -100,7 +100,7 @@ impl Legacy for Q5_0W {
     }
 }
 
-struct Q5_1W;
+pub(super) struct Q5_1W;
 impl Legacy for Q5_1W {
     const W_BLOCK: usize = 24;
     const A_QS: usize = 4;
@@ -110,12 +110,15 @@ impl Legacy for Q5_1W {
         unsafe {
             let qh = rd_u32(p.add(4));
             let [lo, hi] = nibbles(p.add(8));
-            [s8(vorrq_u8(lo, high_bits16(qh))), s8(vorrq_u8(hi, high_bits16(qh >> 16)))]
+            [
+                s8(vorrq_u8(lo, high_bits16(qh))),
+                s8(vorrq_u8(hi, high_bits16(qh >> 16))),
+            ]
         }
     }
 }
 
-struct Q8_0W;
+pub(super) struct Q8_0W;
 impl Legacy for Q8_0W {
     const W_BLOCK: usize = 34;
     const A_QS: usize = 2;
@@ -192,13 +195,13 @@ legacy_body!(q5_1, Q5_1W);
 legacy_body!(q8_0, Q8_0W);
 
 /// Q8_K block layout: f32 `d`, 256 `qs`, 16 i16 `bsums`.
-const K_ACT: usize = 292;
-const K_QS: usize = 4;
+pub(super) const K_ACT: usize = 292;
+pub(super) const K_QS: usize = 4;
 const K_BSUMS: usize = 260;
 
 /// Q8_K `bsums[2j] + bsums[2j + 1]` for j in 0..8 (what the Q4_K/Q5_K minimums multiply).
 #[inline(always)]
-unsafe fn bsum_pairs(p: *const u8) -> int16x8_t {
+pub(super) unsafe fn bsum_pairs(p: *const u8) -> int16x8_t {
     unsafe {
         let b = p.add(K_BSUMS) as *const i16;
         vpaddq_s16(vld1q_s16(b), vld1q_s16(b.add(8)))
@@ -207,7 +210,7 @@ unsafe fn bsum_pairs(p: *const u8) -> int16x8_t {
 
 /// Sum over j of `mins[j] * pairs[j]` in 4 i32 lanes.
 #[inline(always)]
-unsafe fn mins_dot(mins: u64, pairs: int16x8_t) -> int32x4_t {
+pub(super) unsafe fn mins_dot(mins: u64, pairs: int16x8_t) -> int32x4_t {
     unsafe {
         let m = vreinterpretq_s16_u16(vmovl_u8(vcreate_u8(mins)));
         vmlal_high_s16(vmull_s16(vget_low_s16(m), vget_low_s16(pairs)), m, pairs)
@@ -250,7 +253,12 @@ unsafe fn kquant45<const HIGH: bool, D: Dot16, const NW: usize, const NA: usize>
             };
             let mut sumi = [unsafe { vdupq_n_s32(0) }; NA];
             for c in 0..4 {
-                let q = unsafe { [vld1q_u8(p.add(qs_off + 32 * c)), vld1q_u8(p.add(qs_off + 32 * c + 16))] };
+                let q = unsafe {
+                    [
+                        vld1q_u8(p.add(qs_off + 32 * c)),
+                        vld1q_u8(p.add(qs_off + 32 * c + 16)),
+                    ]
+                };
                 let mut lo = unsafe { [vandq_u8(q[0], m4), vandq_u8(q[1], m4)] };
                 let mut hi = unsafe { [vshrq_n_u8::<4>(q[0]), vshrq_n_u8::<4>(q[1])] };
                 if HIGH {
@@ -267,7 +275,8 @@ unsafe fn kquant45<const HIGH: bool, D: Dot16, const NW: usize, const NA: usize>
                     let y = unsafe { [ld(y), ld(y.add(16)), ld(y.add(32)), ld(y.add(48))] };
                     let s_lo = unsafe { dot32::<D>([s8(lo[0]), s8(lo[1])], [y[0], y[1]]) };
                     let s_hi = unsafe { dot32::<D>([s8(hi[0]), s8(hi[1])], [y[2], y[3]]) };
-                    sumi[j] = unsafe { vmlaq_n_s32(vmlaq_n_s32(sumi[j], s_lo, sc_lo), s_hi, sc_hi) };
+                    sumi[j] =
+                        unsafe { vmlaq_n_s32(vmlaq_n_s32(sumi[j], s_lo, sc_lo), s_hi, sc_hi) };
                 }
             }
             for j in 0..NA {
@@ -312,16 +321,27 @@ pub(super) unsafe fn q6k_half(ql: *const u8, qh: *const u8) -> [int8x16_t; 8] {
     unsafe {
         let m4 = vdupq_n_u8(0x0f);
         let m3 = vdupq_n_u8(0x03);
-        let l = [vld1q_u8(ql), vld1q_u8(ql.add(16)), vld1q_u8(ql.add(32)), vld1q_u8(ql.add(48))];
+        let l = [
+            vld1q_u8(ql),
+            vld1q_u8(ql.add(16)),
+            vld1q_u8(ql.add(32)),
+            vld1q_u8(ql.add(48)),
+        ];
         let h = [vld1q_u8(qh), vld1q_u8(qh.add(16))];
         let thirty_two = vdupq_n_s8(32);
         let mut out = [vdupq_n_s8(0); 8];
         for v in 0..2 {
             let q = [
                 vorrq_u8(vandq_u8(l[v], m4), vshlq_n_u8::<4>(vandq_u8(h[v], m3))),
-                vorrq_u8(vandq_u8(l[2 + v], m4), vshlq_n_u8::<2>(vandq_u8(h[v], vdupq_n_u8(0x0c)))),
+                vorrq_u8(
+                    vandq_u8(l[2 + v], m4),
+                    vshlq_n_u8::<2>(vandq_u8(h[v], vdupq_n_u8(0x0c))),
+                ),
                 vorrq_u8(vshrq_n_u8::<4>(l[v]), vandq_u8(h[v], vdupq_n_u8(0x30))),
-                vorrq_u8(vshrq_n_u8::<4>(l[2 + v]), vandq_u8(vshrq_n_u8::<2>(h[v]), vdupq_n_u8(0x30))),
+                vorrq_u8(
+                    vshrq_n_u8::<4>(l[2 + v]),
+                    vandq_u8(vshrq_n_u8::<2>(h[v]), vdupq_n_u8(0x30)),
+                ),
             ];
             for (k, &qk) in q.iter().enumerate() {
                 out[2 * k + v] = vsubq_s8(s8(qk), thirty_two);

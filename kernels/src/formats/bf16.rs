@@ -1,4 +1,5 @@
 //! BF16: the upper 16 bits of an f32 (block size 1), stored as their bit patterns.
+//! SIMD kernels (kernels/src/): x86/avx2/float.rs, aarch64/int.rs.
 
 /// f32 to bf16 bits like ggml's `ggml_compute_fp32_to_bf16`: NaN is kept and forced quiet,
 /// everything else is rounded to nearest, ties to even (overflow goes to infinity).

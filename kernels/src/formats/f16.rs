@@ -1,4 +1,5 @@
 //! F16: IEEE half floats (block size 1), stored as their bit patterns.
+//! SIMD kernels (kernels/src/): x86/avx2/float.rs, aarch64/int.rs.
 
 use super::{f16_bits_to_f32, f32_to_f16_bits};
 

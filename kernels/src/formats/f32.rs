@@ -1,4 +1,5 @@
 //! F32: plain little-endian floats (block size 1). Float weights dot against f32 activations.
+//! SIMD kernels (kernels/src/): x86/avx2/float.rs, aarch64/int.rs.
 
 /// Copies `x` into `y` (the "quantizer" of the identity format).
 pub fn quantize_row_f32(x: &[f32], y: &mut [f32]) {

@@ -1,4 +1,5 @@
 //! Q4_0: blocks of 32 4-bit values with one f16 scale, zero point 8 (4.5 bits per weight).
+//! SIMD kernels (kernels/src/): x86/avx2/q4_0.rs, x86/avx512/q4_0.rs, aarch64/{int,i8mm}.rs.
 
 use super::q8_0::BlockQ8_0;
 use super::{f16_bits_to_f32, f32_to_f16_bits};

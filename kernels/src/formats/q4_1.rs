@@ -1,4 +1,5 @@
 //! Q4_1: blocks of 32 4-bit values with an f16 scale and an f16 minimum (5 bits per weight).
+//! SIMD kernels (kernels/src/): x86/avx2/q4_1.rs, aarch64/{int,i8mm}.rs.
 
 use super::q8_1::BlockQ8_1;
 use super::{f16_bits_to_f32, f32_to_f16_bits};

@@ -1,5 +1,6 @@
 //! Q4_K: super-blocks of 256 4-bit values in 8 sub-blocks of 32, each with a 6-bit scale and a
 //! 6-bit minimum, themselves scaled by f16 `d` and `dmin` (4.5 bits per weight).
+//! SIMD kernels (kernels/src/): x86/avx2/q4_k.rs, aarch64/{int,i8mm}.rs.
 
 use super::kquant_search::{make_qkx2_quants, pack_scale_mins, subblock_weights};
 use super::q8_k::BlockQ8_K;

@@ -1,4 +1,5 @@
 //! Q5_0: blocks of 32 5-bit values with one f16 scale, zero point 16 (5.5 bits per weight).
+//! SIMD kernels (kernels/src/): x86/avx2/q5_0.rs, x86/avx512/q5_0.rs, aarch64/{int,i8mm}.rs.
 
 use super::q4_0::signed_absmax;
 use super::q8_0::BlockQ8_0;

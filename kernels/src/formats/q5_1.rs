@@ -1,4 +1,5 @@
 //! Q5_1: blocks of 32 5-bit values with an f16 scale and an f16 minimum (6 bits per weight).
+//! SIMD kernels (kernels/src/): x86/avx2/q5_1.rs, x86/avx512/q5_1.rs, aarch64/{int,i8mm}.rs.
 
 use super::q4_1::min_max;
 use super::q5_0::q5_value;

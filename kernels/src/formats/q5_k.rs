@@ -1,4 +1,5 @@
 //! Q5_K: like Q4_K with a fifth bit per value (5.5 bits per weight).
+//! SIMD kernels (kernels/src/): x86/avx2/q5_k.rs, aarch64/{int,i8mm}.rs.
 
 use super::kquant_search::{make_qkx2_quants, pack_scale_mins, subblock_weights};
 use super::q4_k::{get_scale_min_k4, requantize_with_block_scales, K_SCALE_SIZE};

@@ -1,5 +1,6 @@
 //! Q6_K: super-blocks of 256 6-bit values in 16 sub-blocks of 16, each with a signed 8-bit
 //! scale, scaled by an f16 `d`; zero point 32 (6.5625 bits per weight).
+//! SIMD kernels (kernels/src/): x86/avx2/q6_k.rs, aarch64/{int,i8mm}.rs.
 
 use super::kquant_search::{make_qx_quants, GROUP_MAX_EPS};
 use super::q8_k::BlockQ8_K;

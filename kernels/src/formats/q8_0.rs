@@ -1,5 +1,7 @@
 //! Q8_0: blocks of 32 signed 8-bit values with one f16 scale (8.5 bits per weight).
 //! Also the activation format Q4_0, Q5_0 and Q8_0 weights dot against.
+//! SIMD kernels (kernels/src/): x86/avx2/q8_0.rs, x86/avx512/q8_0.rs, aarch64/{int,i8mm}.rs;
+//! activation quantizer: x86/avx2/quantize.rs, aarch64/quantize.rs.
 
 use super::{f16_bits_to_f32, f32_to_f16_bits};
 use bytemuck::{Pod, Zeroable};

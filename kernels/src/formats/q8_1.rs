@@ -1,5 +1,6 @@
 //! Q8_1: like Q8_0 plus `s = d * sum(qs)`, which lets Q4_1/Q5_1 dots apply their block minimum
 //! without touching the values again. Activation-only format (ggml has no Q8_1 weights).
+//! SIMD kernels (kernels/src/): activation quantizer x86/avx2/quantize.rs, aarch64/quantize.rs.
 
 use super::{f16_bits_to_f32, f32_to_f16_bits};
 use bytemuck::{Pod, Zeroable};

@@ -1,5 +1,6 @@
 //! Q8_K: super-blocks of 256 signed 8-bit values with an f32 scale and per-16 sums.
 //! Activation-only format: Q4_K, Q5_K and Q6_K weights dot against it.
+//! SIMD kernels (kernels/src/): activation quantizer x86/avx2/quantize.rs, aarch64/quantize.rs.
 
 use super::{nearest_int, QK_K};
 use bytemuck::{Pod, Zeroable};

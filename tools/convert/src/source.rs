@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use edgegemma::gguf::{GgmlType, TensorView};
+use edgegemma::gguf::{GgmlType, GgufFile, TensorView};
 use edgegemma_kernels::formats::dequantize_row;
 use memmap2::Mmap;
 use rayon::prelude::*;
@@ -25,9 +25,9 @@ pub trait TensorSource: Sync {
     fn raw(&self, ty: GgmlType, first_row: usize, n_rows: usize) -> Option<&[u8]>;
     /// Input bytes behind one output row (for the progress rate).
     fn bytes_per_row(&self) -> u64;
-    /// Tells the OS the tensor's mapped pages are no longer needed, so they do not
-    /// accumulate in the resident set.
-    fn release(&self);
+    /// Tells the OS the mapped pages behind these rows are no longer needed, so the input
+    /// does not accumulate in the resident set.
+    fn release(&self, first_row: usize, n_rows: usize);
 }
 
 /// Element types read from safetensors.
@@ -97,7 +97,7 @@ impl Shard {
 #[derive(Clone, Debug)]
 pub struct StEntry {
     shard: usize,
-    pub elem: Result<Elem, Dtype>,
+    pub elem: std::result::Result<Elem, Dtype>,
     pub shape: Vec<usize>,
     start: usize,
     end: usize,
@@ -273,15 +273,23 @@ impl TensorSource for SafetensorsTensor<'_> {
         (self.row_len * self.elem.size()) as u64
     }
 
-    fn release(&self) {
-        self.shard.release(self.start, self.bytes.len());
+    fn release(&self, first_row: usize, n_rows: usize) {
+        if self.transform == Transform::TransposeBlocks {
+            // Rows read columns of whole blocks; drop the tensor once it is done.
+            if (first_row + n_rows) * self.row_len * self.elem.size() == self.bytes.len() {
+                self.shard.release(self.start, self.bytes.len());
+            }
+            return;
+        }
+        let row = self.row_len * self.elem.size();
+        self.shard.release(self.start + first_row * row, n_rows * row);
     }
 }
 
 /// A tensor of a GGUF input file.
 pub struct GgufTensor<'a> {
+    pub file: &'a GgufFile,
     pub view: TensorView<'a>,
-    pub release: &'a (dyn Fn(&TensorView<'a>) + Sync),
 }
 
 impl TensorSource for GgufTensor<'_> {
@@ -319,7 +327,9 @@ impl TensorSource for GgufTensor<'_> {
         self.view.row_bytes() as u64
     }
 
-    fn release(&self) {
-        (self.release)(&self.view);
+    fn release(&self, first_row: usize, n_rows: usize) {
+        let rb = self.view.row_bytes();
+        self.file
+            .release_pages(&self.view.data()[first_row * rb..(first_row + n_rows) * rb]);
     }
 }

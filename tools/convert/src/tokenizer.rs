@@ -133,7 +133,8 @@ pub fn load(dir: &Path, config: &ConfigFile, vocab_size: usize, truncate: bool) 
             .collect();
         let byte_fallback = tj.model.byte_fallback.unwrap_or(false);
         let mut seen = vec![false; vocab_size];
-        for (piece, &id) in &tj.model.vocab.0 {
+        for (piece, id) in &tj.model.vocab.0 {
+            let id = *id;
             let Some(i) = usize::try_from(id).ok().filter(|&i| i < vocab_size) else {
                 continue;
             };

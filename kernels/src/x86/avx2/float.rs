@@ -2,7 +2,7 @@
 //! `formats/{f32,f16,bf16}.rs` (which sum in f64; these sum in f32 lanes, see the tests' bound).
 
 use super::{f16_to_f32, hsum_tile, load128, rd_u16};
-use crate::rows::row_kernel;
+use crate::x86::row_kernel;
 use std::arch::x86_64::*;
 
 /// One kernel per float format; `$load8` widens 8 weights at element `k` of row `p` to f32,

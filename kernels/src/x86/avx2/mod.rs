@@ -115,7 +115,10 @@ pub(crate) unsafe fn hsum128_ps(s: __m128) -> f32 {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn hsum_ps(v: __m256) -> f32 {
-    hsum128_ps(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v)))
+    hsum128_ps(_mm_add_ps(
+        _mm256_castps256_ps128(v),
+        _mm256_extractf128_ps::<1>(v),
+    ))
 }
 
 /// Reduces every accumulator of a tile.
@@ -170,4 +173,3 @@ pub(crate) unsafe fn dot_i8_lanes(x: __m256i, y: __m256i) -> __m256i {
     let sy = _mm256_sign_epi8(y, x);
     _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1))
 }
-

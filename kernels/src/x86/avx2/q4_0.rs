@@ -1,7 +1,7 @@
 //! Q4_0 × Q8_0 (AVX2). Scalar reference: `formats/q4_0.rs`.
 
 use super::{f16_bcast, hsum_tile, load256, nibbles32};
-use crate::rows::row_kernel;
+use crate::x86::row_kernel;
 use std::arch::x86_64::*;
 
 const W_BLOCK: usize = 18;

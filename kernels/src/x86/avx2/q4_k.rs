@@ -1,8 +1,8 @@
 //! Q4_K × Q8_K (AVX2). Scalar reference: `formats/q4_k.rs`.
 
 use super::{f16_to_f32, hsum128_ps, hsum_ps, load128, load256, rd_f32, rd_u16};
-use crate::rows::row_kernel;
 use crate::simd_common::unpack_q4k_scales;
+use crate::x86::row_kernel;
 use std::arch::x86_64::*;
 
 const W_BLOCK: usize = 144;
@@ -56,7 +56,8 @@ unsafe fn dot<const NW: usize, const NA: usize>(
             let dmin = unsafe { f16_to_f32(rd_u16(p.add(2))) };
             let (sc, m) = unsafe { unpack_q4k_scales(p.add(4)) };
             let mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(m as i64));
-            let scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc as i64)));
+            let scales =
+                _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc as i64)));
             let qs = unsafe { p.add(16) };
             let mut sumi = [_mm256_setzero_si256(); NA];
             for c in 0..4 {

@@ -1,8 +1,8 @@
 //! Q5_0 × Q8_0 (AVX2). Scalar reference: `formats/q5_0.rs`.
 
+use super::rd_u32;
 use super::{bytes_from_bits32, dot_i8_lanes, f16_bcast, hsum_tile, load256, nibbles32};
-use super::{rd_u32};
-use crate::rows::row_kernel;
+use crate::x86::row_kernel;
 use std::arch::x86_64::*;
 
 const W_BLOCK: usize = 22;

@@ -1,7 +1,7 @@
 //! Q5_1 × Q8_1 (AVX2). Scalar reference: `formats/q5_1.rs`.
 
 use super::{bytes_from_bits32, f16_at, f16_bcast, hsum_tile, load256, nibbles32, rd_u32};
-use crate::rows::row_kernel;
+use crate::x86::row_kernel;
 use std::arch::x86_64::*;
 
 const W_BLOCK: usize = 24;

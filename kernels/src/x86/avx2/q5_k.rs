@@ -2,8 +2,8 @@
 
 use super::q4_k::{broadcast_i16, bsum_pairs, A_BLOCK};
 use super::{f16_to_f32, hsum128_ps, hsum_ps, load256, rd_f32, rd_u16};
-use crate::rows::row_kernel;
 use crate::simd_common::unpack_q4k_scales;
+use crate::x86::row_kernel;
 use std::arch::x86_64::*;
 
 const W_BLOCK: usize = 176;
@@ -38,7 +38,8 @@ unsafe fn dot<const NW: usize, const NA: usize>(
             let dmin = unsafe { f16_to_f32(rd_u16(p.add(2))) };
             let (sc, m) = unsafe { unpack_q4k_scales(p.add(4)) };
             let mins = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(m as i64));
-            let scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc as i64)));
+            let scales =
+                _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc as i64)));
             let qh = unsafe { load256(p.add(16)) };
             let qs = unsafe { p.add(48) };
             let mut sumi = [_mm256_setzero_si256(); NA];
@@ -46,11 +47,17 @@ unsafe fn dot<const NW: usize, const NA: usize>(
                 let q = unsafe { load256(qs.add(32 * c)) };
                 // Bit 2c (resp. 2c + 1) of each qh byte, moved to bit 4.
                 let h_lo = _mm256_and_si256(
-                    _mm256_sll_epi16(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c as i32)), _mm_cvtsi32_si128(4)),
+                    _mm256_sll_epi16(
+                        _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c as i32)),
+                        _mm_cvtsi32_si128(4),
+                    ),
                     bit4,
                 );
                 let h_hi = _mm256_and_si256(
-                    _mm256_sll_epi16(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c as i32 + 1)), _mm_cvtsi32_si128(4)),
+                    _mm256_sll_epi16(
+                        _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c as i32 + 1)),
+                        _mm_cvtsi32_si128(4),
+                    ),
                     bit4,
                 );
                 let lo = _mm256_or_si256(_mm256_and_si256(q, low4), h_lo);

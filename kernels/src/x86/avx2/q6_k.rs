@@ -2,7 +2,7 @@
 
 use super::q4_k::{A_BLOCK, A_BSUMS};
 use super::{f16_to_f32, hsum_tile, load128, load256, rd_f32, rd_u16};
-use crate::rows::row_kernel;
+use crate::x86::row_kernel;
 use std::arch::x86_64::*;
 
 const W_BLOCK: usize = 210;
@@ -49,17 +49,43 @@ unsafe fn dot<const NW: usize, const NA: usize>(
                 let ql1 = unsafe { load256(p.add(64 * h + 32)) };
                 let qh = unsafe { load256(p.add(128 + 32 * h)) };
                 let q = [
-                    _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_slli_epi16::<4>(_mm256_and_si256(qh, m03))),
-                    _mm256_or_si256(_mm256_and_si256(ql1, low4), _mm256_slli_epi16::<2>(_mm256_and_si256(qh, m0c))),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql0), low4), _mm256_and_si256(qh, m30)),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(ql1), low4), _mm256_srli_epi16::<2>(_mm256_and_si256(qh, mc0))),
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql0, low4),
+                        _mm256_slli_epi16::<4>(_mm256_and_si256(qh, m03)),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql1, low4),
+                        _mm256_slli_epi16::<2>(_mm256_and_si256(qh, m0c)),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), low4),
+                        _mm256_and_si256(qh, m30),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), low4),
+                        _mm256_srli_epi16::<2>(_mm256_and_si256(qh, mc0)),
+                    ),
                 ];
                 for (k, &qk) in q.iter().enumerate() {
                     // Sub-blocks 8h + 2k and 8h + 2k + 1: their scales in the low / high 8 lanes.
                     let g = (8 * h + 2 * k) as i8;
                     let pick = _mm_set_epi8(
-                        g + 1, g + 1, g + 1, g + 1, g + 1, g + 1, g + 1, g + 1,
-                        g, g, g, g, g, g, g, g,
+                        g + 1,
+                        g + 1,
+                        g + 1,
+                        g + 1,
+                        g + 1,
+                        g + 1,
+                        g + 1,
+                        g + 1,
+                        g,
+                        g,
+                        g,
+                        g,
+                        g,
+                        g,
+                        g,
+                        g,
                     );
                     let sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, pick));
                     for j in 0..NA {

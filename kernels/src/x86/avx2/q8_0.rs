@@ -1,7 +1,7 @@
 //! Q8_0 × Q8_0 (AVX2). Scalar reference: `formats/q8_0.rs`.
 
 use super::{dot_i8_lanes, f16_bcast, hsum_tile, load256};
-use crate::rows::row_kernel;
+use crate::x86::row_kernel;
 use std::arch::x86_64::*;
 
 const BLOCK: usize = 34;

@@ -134,7 +134,9 @@ unsafe fn quantize_q8_k(x: &[f32], dst: &mut [u8]) {
         } else if -lo > hi {
             lo
         } else {
-            xb.iter().copied().fold(0.0f32, |m, v| if v.abs() > m.abs() { v } else { m })
+            xb.iter()
+                .copied()
+                .fold(0.0f32, |m, v| if v.abs() > m.abs() { v } else { m })
         };
         let iscale = -127.0 / max;
         if max == 0.0 || !iscale.is_finite() || !max.is_finite() {

@@ -14,8 +14,11 @@ use crate::rows::dot_rows;
 use crate::types::GgmlType;
 use std::arch::x86_64::*;
 
-pub(crate) static KERNELS: Kernels =
-    Kernels::new(Path::Avx512, super::avx2::quantize::quantize_act, dot_rows_for);
+pub(crate) static KERNELS: Kernels = Kernels::new(
+    Path::Avx512,
+    super::avx2::quantize::quantize_act,
+    dot_rows_for,
+);
 
 fn dot_rows_for(ty: GgmlType) -> DotRowsFn {
     match ty {

@@ -1,8 +1,8 @@
 //! Q5_0 × Q8_0 (AVX-512 VNNI). Scalar reference: `formats/q5_0.rs`.
 
 use super::neg_offset_sum;
-use crate::rows::row_kernel;
 use crate::x86::avx2::{f16_bcast, hsum_tile, load256, nibbles32, rd_u32};
+use crate::x86::row_kernel;
 use std::arch::x86_64::*;
 
 const W_BLOCK: usize = 22;

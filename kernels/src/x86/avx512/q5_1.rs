@@ -1,7 +1,7 @@
 //! Q5_1 × Q8_1 (AVX-512 VNNI). Scalar reference: `formats/q5_1.rs`.
 
-use crate::rows::row_kernel;
 use crate::x86::avx2::{f16_at, f16_bcast, hsum_tile, load256, nibbles32, rd_u32};
+use crate::x86::row_kernel;
 use std::arch::x86_64::*;
 
 const W_BLOCK: usize = 24;

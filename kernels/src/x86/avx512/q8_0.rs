@@ -1,8 +1,8 @@
 //! Q8_0 × Q8_0 (AVX-512 VNNI). Scalar reference: `formats/q8_0.rs`.
 
 use super::neg_offset_sum;
-use crate::rows::row_kernel;
 use crate::x86::avx2::{f16_bcast, hsum_tile, load256};
+use crate::x86::row_kernel;
 use std::arch::x86_64::*;
 
 const BLOCK: usize = 34;

@@ -1,0 +1,109 @@
+//! `edgegemma-convert quantize`: an existing GGUF to another file type, with the same
+//! recipe as `hf`. Metadata is copied (file type updated); tensors that keep their type are
+//! copied byte for byte.
+
+use std::path::Path;
+
+use edgegemma::gguf::{GgmlType, GgufFile, OwnedValue};
+
+use crate::error::{Error, Result};
+use crate::hf::tensor_order;
+use crate::pipeline::{Job, Plan};
+use crate::recipe::{self, FileType};
+use crate::source::GgufTensor;
+
+fn is_float(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
+}
+
+pub fn open(path: &Path) -> Result<GgufFile> {
+    Ok(GgufFile::open(path)?)
+}
+
+/// The plan for `file`; `warn` receives the requantization warning if there is one.
+pub fn plan<'a>(
+    file: &'a GgufFile,
+    ftype: FileType,
+    pure: bool,
+    allow_requantize: bool,
+    warn: &mut dyn FnMut(String),
+) -> Result<Plan<'a>> {
+    let arch = file.architecture()?.to_string();
+    let n_layer = file.get_u32(&format!("{arch}.block_count"))? as usize;
+    let mut views: Vec<_> = file.tensors().collect();
+    views.sort_by(|a, b| tensor_order(a.name()).cmp(&tensor_order(b.name())));
+    let shapes: Vec<(&str, &[u64])> = views.iter().map(|v| (v.name(), v.dims())).collect();
+    let choices = recipe::choose_types(&shapes, ftype, pure, n_layer);
+    let mut requantized = 0usize;
+    let mut jobs = Vec::with_capacity(views.len());
+    for (view, choice) in views.into_iter().zip(choices) {
+        let from = view.ggml_type();
+        let ty = choice.ty.unwrap_or(from);
+        if ty != from {
+            if !from.is_supported() {
+                return Err(file.error(format!(
+                    "tensor {:?} is {from}, which edgegemma-convert cannot read",
+                    view.name()
+                )).into());
+            }
+            if !is_float(from) {
+                if !allow_requantize {
+                    return Err(file
+                        .error(format!(
+                            "tensor {:?} is already quantized ({from}); converting it to {ty} loses more precision than quantizing the original weights. Pass --allow-requantize to do it anyway",
+                            view.name()
+                        ))
+                        .into());
+                }
+                requantized += 1;
+            }
+        }
+        let note = choice
+            .fell_back_from
+            .map(|f| format!("{f} needs rows of {}", f.block_size()));
+        jobs.push(Job {
+            name: view.name().to_string(),
+            dims: view.dims().to_vec(),
+            ty,
+            note,
+            source: Box::new(GgufTensor { file, view }),
+        });
+    }
+    if requantized > 0 {
+        warn(format!(
+            "warning: requantizing {requantized} already-quantized tensors of {}; the result is worse than quantizing the original weights",
+            file.path().display()
+        ));
+    }
+
+    let mut metadata: Vec<(String, OwnedValue)> = Vec::with_capacity(file.metadata_len() + 2);
+    let mut has_version = false;
+    for (key, value) in file.metadata() {
+        match key {
+            "general.file_type" => metadata.push((key.into(), OwnedValue::U32(ftype.llama_ftype()))),
+            "general.quantization_version" => {
+                has_version = true;
+                metadata.push((key.into(), OwnedValue::U32(2)));
+            }
+            _ => metadata.push((key.into(), value.to_owned_value())),
+        }
+    }
+    if !metadata.iter().any(|(k, _)| k == "general.file_type") {
+        metadata.push((
+            "general.file_type".into(),
+            OwnedValue::U32(ftype.llama_ftype()),
+        ));
+    }
+    if !has_version {
+        metadata.push(("general.quantization_version".into(), OwnedValue::U32(2)));
+    }
+    if jobs.is_empty() {
+        return Err(Error::at(file.path(), "has no tensors"));
+    }
+    Ok(Plan {
+        input: format!("{} ({arch}, {} tensors)", file.path().display(), jobs.len()),
+        metadata,
+        jobs,
+        notes: Vec::new(),
+    })
+}
