@@ -12,6 +12,10 @@
 //! threads and the ratio to the read bandwidth of the same number of bytes (read with the same
 //! thread count), from the same samples criterion measured. `EDGEGEMMA_KERNELS` picks the
 //! kernel path as for the runtime.
+//!
+//! `EDGEGEMMA_BENCH_CLOCK=cpu` times the one-thread cases (matvec and read) by the thread's
+//! CPU time instead of the wall clock: on a machine shared with other busy processes the wall
+//! clock mostly measures them. Run two-thread numbers on an otherwise idle machine.
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use edgegemma::kernels::{self, formats, matmul, GgmlType, QuantizedActs, WeightMatrix};
@@ -48,6 +52,50 @@ fn record(id: &str, per_iter: f64) {
         .entry(id.to_string())
         .or_default()
         .push(per_iter);
+}
+
+/// Whether one-thread cases are timed by thread CPU time (`EDGEGEMMA_BENCH_CLOCK=cpu`).
+fn cpu_clock() -> bool {
+    std::env::var("EDGEGEMMA_BENCH_CLOCK").is_ok_and(|v| v == "cpu")
+}
+
+/// CPU time this thread has run, in ns (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, Linux).
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+fn thread_cpu_ns() -> Option<u64> {
+    #[repr(C)]
+    struct Timespec {
+        tv_sec: i64,
+        tv_nsec: i64,
+    }
+    extern "C" {
+        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
+    }
+    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
+    let mut t = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec (64-bit time_t and long on the 64-bit Linux targets).
+    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    (rc == 0).then(|| t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64)
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn thread_cpu_ns() -> Option<u64> {
+    None
+}
+
+/// Times `f` by the wall clock, or for one thread with `EDGEGEMMA_BENCH_CLOCK=cpu` by this
+/// thread's CPU time (falling back to the wall clock where that is not available).
+fn timed(threads: usize, f: impl FnOnce()) -> Duration {
+    let cpu0 = (threads == 1 && cpu_clock()).then(thread_cpu_ns).flatten();
+    let t = Instant::now();
+    f();
+    let wall = t.elapsed();
+    match (cpu0, cpu0.and(thread_cpu_ns())) {
+        (Some(a), Some(b)) => Duration::from_nanos(b.saturating_sub(a)),
+        _ => wall,
+    }
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -180,12 +228,12 @@ fn bench_matvec(c: &mut Criterion, pools: &[(usize, rayon::ThreadPool)]) {
                     // and joins on the pool's own threads (1 thread: no rayon at all).
                     b.iter_custom(|iters| {
                         pool.install(|| {
-                            let t = Instant::now();
-                            for _ in 0..iters {
-                                matmul(&m, acts, &mut out).unwrap();
-                                black_box(&mut out);
-                            }
-                            let el = t.elapsed();
+                            let el = timed(*threads, || {
+                                for _ in 0..iters {
+                                    matmul(&m, acts, &mut out).unwrap();
+                                    black_box(&mut out);
+                                }
+                            });
                             record(&id, el.as_secs_f64() / iters as f64);
                             el
                         })
@@ -196,9 +244,10 @@ fn bench_matvec(c: &mut Criterion, pools: &[(usize, rayon::ThreadPool)]) {
                         pool.install(|| {
                             read_parallel(w, *threads);
                             for _ in 0..7 {
-                                let t = Instant::now();
-                                black_box(read_parallel(black_box(w), *threads));
-                                record(&read_id, t.elapsed().as_secs_f64());
+                                let el = timed(*threads, || {
+                                    black_box(read_parallel(black_box(w), *threads));
+                                });
+                                record(&read_id, el.as_secs_f64());
                             }
                         });
                     }
@@ -305,8 +354,13 @@ fn summary() {
         return;
     }
     let k = kernels::kernels();
+    let clock = if cpu_clock() {
+        "1t timed by thread CPU time"
+    } else {
+        "wall clock"
+    };
     println!(
-        "\nmatvec summary (kernels: {}; GB/s of weight bytes, median of criterion's samples;",
+        "\nmatvec summary (kernels: {}; {clock}; GB/s of weight bytes, median of criterion's samples;",
         k.name
     );
     println!(

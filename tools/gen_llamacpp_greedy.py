@@ -2,8 +2,8 @@
 """Greedy continuations of the real Gemma 3 270M from llama.cpp (llama-cpp-python), the
 expected ids for `tools/convert/tests/real_greedy.rs`.
 
-For the shipped Q4_K_M file and for Q8_0 / Q4_0 files requantized from it by
-`edgegemma-convert quantize --allow-requantize` (the test makes the same files and checks
+For the shipped Q4_K_M file and for Q8_0 / Q4_0 / F32 files requantized (dequantized) from it
+by `edgegemma-convert quantize --allow-requantize` (the test makes the same files and checks
 their sha256 against the ones recorded here), it records per prompt: llama.cpp's prompt ids,
 32 greedy tokens (stopping early only at an end-of-generation token) and the smallest gap
 between the top two logits along the way (a near tie is where two correct implementations
@@ -56,15 +56,6 @@ def sha256(path):
     return h.hexdigest()
 
 
-def fnv1a64(path):
-    h = 0xCBF29CE484222325
-    with open(path, "rb") as f:
-        data = f.read()
-    for b in data:
-        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return f"{h:016x}"
-
-
 def requantize(ty):
     out = REPO / f"models/real/gemma3-270m-{ty}.gguf"
     if not out.exists():
@@ -106,10 +97,17 @@ def greedy(path):
 def main():
     if not REAL.exists():
         sys.exit(f"{REAL} is missing: run tools/fetch-real-model.sh")
-    files = {"q4_k_m": REAL, "q8_0": requantize("q8_0"), "q4_0": requantize("q4_0")}
+    # f32: every tensor dequantized; no 8-bit activations on either side, so the two engines
+    # differ only by float rounding and must agree token for token.
+    files = {
+        "q4_k_m": REAL,
+        "q8_0": requantize("q8_0"),
+        "q4_0": requantize("q4_0"),
+        "f32": requantize("f32"),
+    }
     result = {"llama_cpp_python": __import__("llama_cpp").__version__, "n_gen": N_GEN, "models": {}}
     for name, path in files.items():
-        result["models"][name] = {"file": path.name, "sha256": sha256(path), "fnv1a64": fnv1a64(path), "runs": greedy(path)}
+        result["models"][name] = {"file": path.name, "sha256": sha256(path), "runs": greedy(path)}
         print(name, "done", file=sys.stderr)
     OUT.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     print(f"wrote {OUT}")

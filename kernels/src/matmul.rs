@@ -217,12 +217,13 @@ impl OutPtr {
 }
 
 /// Splits `rows` weight rows into tasks for `threads` workers: about 4 tasks per worker so an
-/// unevenly loaded core does not hold the others up, but at least `MIN_ROWS` rows (about 10 KB
-/// of weights or more at the smallest widths) so scheduling stays a small fraction of the work.
-/// A multiple of 4, the decode tile height.
-fn rows_per_task(rows: usize, threads: usize) -> usize {
-    const MIN_ROWS: usize = 16;
-    let per = rows.div_ceil(threads.max(1) * 4).max(MIN_ROWS);
+/// unevenly loaded core does not hold the others up, but each task at least `MIN_TASK_BYTES`
+/// of weight bytes times activation rows (a few microseconds of work), so the fork-join does
+/// not cost more than it saves on small decode matmuls. A multiple of 4, the decode tile.
+fn rows_per_task(rows: usize, row_bytes: usize, n_act: usize, threads: usize) -> usize {
+    const MIN_TASK_BYTES: usize = 64 * 1024;
+    let min_rows = MIN_TASK_BYTES.div_ceil(row_bytes.saturating_mul(n_act).max(1));
+    let per = rows.div_ceil(threads.max(1) * 4).max(min_rows);
     per.div_ceil(4) * 4
 }
 
@@ -266,7 +267,7 @@ pub fn matmul_with(
     let dot_rows = k.dot_rows(w.ty);
     let out_ptr = OutPtr(out.as_mut_ptr());
     let threads = rayon::current_num_threads();
-    let per_task = rows_per_task(w.rows, threads);
+    let per_task = rows_per_task(w.rows, w.row_bytes, n, threads);
     let n_tasks = w.rows.div_ceil(per_task);
     let work = |task: usize| {
         let r0 = task * per_task;

@@ -521,8 +521,10 @@ fn matmul_threads_and_misaligned_weights() {
         .build()
         .unwrap();
     for ty in WEIGHT_TYPES {
-        let cols = if ty.block_size() == 256 { 512 } else { 96 };
-        for (rows, n) in [(203usize, 1usize), (70, 6)] {
+        // Large enough that matmul splits the rows into several tasks (it keeps >= 64 KiB of
+        // work per task), with a ragged last task.
+        let cols = 512;
+        for (rows, n) in [(603usize, 1usize), (203, 6)] {
             let wq = model_like_weights(ty, cols, rows, &mut rng);
             // Shift the weights one byte so every block is misaligned.
             let mut shifted = vec![0u8; wq.len() + 1];

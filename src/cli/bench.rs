@@ -862,7 +862,8 @@ impl Plan {
         if let Some(&t) = threads.iter().find(|&&t| t == 0 || t > 1024) {
             return Err(format!("-t/--threads {t}: must be between 1 and 1024"));
         }
-        // One position more than any test needs: the first-token load check uses one.
+        // Warm-ups fit too: they feed at most what the test itself feeds. The load check's one
+        // token is fed into an empty context and then forgotten.
         let n_ctx = tests
             .iter()
             .map(TestSpec::ctx_needed)
@@ -1050,8 +1051,8 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    /// `n` random ids, the first of each batch BOS when the model adds one (as llama-bench's
-    /// prompt runs start each call with BOS).
+    /// `n` random ids, the first one BOS when the model adds one (llama-bench starts every
+    /// prompt run with BOS).
     fn prompt_tokens(&mut self, n: usize) -> Vec<u32> {
         (0..n)
             .map(|i| match self.bos {

@@ -143,10 +143,10 @@ impl GemmaConfig {
                     None if generation == Generation::Gemma2 => 2,
                     None => 6,
                 };
-                // llama.cpp `set_swa_pattern(P)`: layer i is local iff i mod P < P - 1;
-                // P = 0 or 1 means every layer is local.
+                // llama.cpp `set_swa_pattern(P)`: layer i is local iff P == 0 or
+                // i mod P < P - 1 (so P = 1 makes every layer global).
                 (0..n_layer)
-                    .map(|i| period <= 1 || i % period < period - 1)
+                    .map(|i| period == 0 || i % period < period - 1)
                     .collect()
             }
         };

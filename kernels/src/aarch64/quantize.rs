@@ -5,7 +5,7 @@
 //! `fmaxnm` ignores NaN like `f32::max`. Blocks whose inverse scale is not finite go through
 //! the scalar code.
 
-use crate::formats::{self, f32_to_f16_bits, BlockQ8_0, BlockQ8_1, BlockQ8_K, FormatError, QK_K};
+use crate::formats::{self, BlockQ8_0, BlockQ8_1, BlockQ8_K, FormatError, QK_K};
 use crate::types::GgmlType;
 use bytemuck::Zeroable;
 use std::arch::aarch64::*;
@@ -21,6 +21,25 @@ pub(crate) fn quantize_act(dot_ty: GgmlType, x: &[f32], dst: &mut [u8]) -> Resul
         _ => return formats::quantize_row(dot_ty, x, dst),
     }
     Ok(())
+}
+
+/// f32 to f16 bits with `fcvt` (round to nearest even, the default FPCR mode), like
+/// `formats::f32_to_f16_bits` for the finite scales it is called with.
+#[inline(always)]
+fn f16_bits(x: f32) -> [u8; 2] {
+    let h: u32;
+    // SAFETY: register-only conversion, base ARMv8 floating point.
+    unsafe {
+        std::arch::asm!(
+            "fcvt {t:h}, {x:s}",
+            "fmov {h:w}, {t:s}",
+            x = in(vreg) x,
+            t = out(vreg) _,
+            h = lateout(reg) h,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    (h as u16).to_le_bytes()
 }
 
 /// Largest |v| of 32 values (NaN ignored).
@@ -66,7 +85,7 @@ unsafe fn quantize_q8_0(x: &[f32], dst: &mut [u8]) {
             yb.copy_from_slice(bytemuck::bytes_of(&blk));
             continue;
         }
-        yb[..2].copy_from_slice(&f32_to_f16_bits(d).to_le_bytes());
+        yb[..2].copy_from_slice(&f16_bits(d));
         unsafe { q8_32(xb.as_ptr(), id, yb.as_mut_ptr().add(2)) };
     }
 }
@@ -84,8 +103,8 @@ unsafe fn quantize_q8_1(x: &[f32], dst: &mut [u8]) {
             continue;
         }
         let sum = unsafe { q8_32(xb.as_ptr(), id, yb.as_mut_ptr().add(4)) };
-        yb[..2].copy_from_slice(&f32_to_f16_bits(d).to_le_bytes());
-        yb[2..4].copy_from_slice(&f32_to_f16_bits(sum as f32 * d).to_le_bytes());
+        yb[..2].copy_from_slice(&f16_bits(d));
+        yb[2..4].copy_from_slice(&f16_bits(sum as f32 * d));
     }
 }
 

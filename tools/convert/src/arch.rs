@@ -403,7 +403,10 @@ pub fn metadata(hp: &HParams) -> Vec<(String, OwnedValue)> {
     }
     put("attention.key_length", u(hp.head_dim));
     put("attention.value_length", u(hp.head_dim));
-    put("attention.layer_norm_rms_epsilon", OwnedValue::F32(hp.rms_eps));
+    put(
+        "attention.layer_norm_rms_epsilon",
+        OwnedValue::F32(hp.rms_eps),
+    );
     if hp.arch == Arch::RecurrentGemma {
         // Window semantics: a query at p sees keys p-W ..= p (Google's reference).
         put(
@@ -510,8 +513,14 @@ mod tests {
     #[test]
     fn conv_and_gate_shapes() {
         assert_eq!(ggml_dims(&[64, 1, 4], Transform::Copy), [4, 64]);
-        assert_eq!(ggml_dims(&[4, 16, 16], Transform::TransposeBlocks), [16, 16, 4]);
-        assert_eq!(ggml_dims(&[1, 16, 16], Transform::TransposeBlocks), [16, 16, 1]);
+        assert_eq!(
+            ggml_dims(&[4, 16, 16], Transform::TransposeBlocks),
+            [16, 16, 4]
+        );
+        assert_eq!(
+            ggml_dims(&[1, 16, 16], Transform::TransposeBlocks),
+            [16, 16, 1]
+        );
         assert_eq!(ggml_dims(&[1], Transform::Copy), [1]);
         assert_eq!(ggml_dims(&[512, 48], Transform::Copy), [48, 512]);
     }

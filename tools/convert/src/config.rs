@@ -126,7 +126,10 @@ impl ConfigFile {
             .get("model_type")
             .and_then(|v| v.as_str())
             .ok_or_else(|| {
-                Error::at(&self.path, "neither \"architectures\" nor \"model_type\" is set")
+                Error::at(
+                    &self.path,
+                    "neither \"architectures\" nor \"model_type\" is set",
+                )
             })?;
         Ok(match model_type {
             "gemma" => "GemmaForCausalLM",
@@ -234,7 +237,9 @@ impl Cfg<'_> {
         }
         let rms_eps = self.f32_opt("rms_norm_eps")?.unwrap_or(1e-6);
         if self.get("attention_bias").and_then(Value::as_bool) == Some(true) {
-            return Err(self.err("\"attention_bias\": true is not supported (Gemma projections have no bias)"));
+            return Err(self.err(
+                "\"attention_bias\": true is not supported (Gemma projections have no bias)",
+            ));
         }
         self.check_activation()?;
         let tie_word_embeddings = match self.get("tie_word_embeddings") {
@@ -292,7 +297,9 @@ impl Cfg<'_> {
                     hp.rope_theta_local = rope.theta_local;
                 }
                 if rope.partial_rotary_factor.is_some_and(|p| p != 1.0) {
-                    return Err(self.err("partial_rotary_factor other than 1 is not supported for Gemma"));
+                    return Err(
+                        self.err("partial_rotary_factor other than 1 is not supported for Gemma")
+                    );
                 }
                 if arch != Arch::Gemma {
                     hp.local_layers = self.local_layers(arch, n_layer)?;
@@ -339,7 +346,8 @@ impl Cfg<'_> {
                 }
                 let partial = rope.partial_rotary_factor.unwrap_or(0.5);
                 let rope_dims = (hp.head_dim as f64 * partial as f64) as usize;
-                if partial <= 0.0 || partial > 1.0 || rope_dims == 0 || rope_dims % 2 != 0 {
+                if partial <= 0.0 || partial > 1.0 || rope_dims == 0 || !rope_dims.is_multiple_of(2)
+                {
                     return Err(self.err(format!(
                         "partial_rotary_factor {partial} gives {rope_dims} rotated dims of head_dim {}; need an even number > 0",
                         hp.head_dim
@@ -347,7 +355,7 @@ impl Cfg<'_> {
                 }
                 hp.rope_dims = rope_dims;
                 hp.lru_width = self.usize_opt("lru_width")?.unwrap_or(n_embd);
-                if hp.lru_width % n_head != 0 {
+                if !hp.lru_width.is_multiple_of(n_head) {
                     return Err(self.err(format!(
                         "lru_width {} is not a multiple of num_attention_heads {n_head} (the RG-LRU gate blocks)",
                         hp.lru_width
@@ -382,7 +390,7 @@ impl Cfg<'_> {
             Some(Value::Null) => None,
             Some(_) => self.f32_opt(key)?,
         };
-        Ok(self.positive_f32(key, v)?)
+        self.positive_f32(key, v)
     }
 
     fn rope(&self, default_theta: f32, default_local: Option<f32>) -> Result<Rope> {
@@ -415,7 +423,10 @@ impl Cfg<'_> {
                 let empty = Map::new();
                 let full = full.unwrap_or(&empty);
                 let sliding = sliding.unwrap_or(&empty);
-                if self.scaling(sliding, "rope_parameters.sliding_attention")?.is_some() {
+                if self
+                    .scaling(sliding, "rope_parameters.sliding_attention")?
+                    .is_some()
+                {
                     return Err(self.err(
                         "RoPE scaling on the sliding-window layers is not supported (Gemma 3 scales global layers only)",
                     ));
@@ -458,9 +469,9 @@ impl Cfg<'_> {
         match ty {
             None | Some("default") => Ok(None),
             Some("linear") => {
-                let factor = self
-                    .f32_in(obj, "factor")?
-                    .ok_or_else(|| self.err(format!("{what}: linear scaling without \"factor\"")))?;
+                let factor = self.f32_in(obj, "factor")?.ok_or_else(|| {
+                    self.err(format!("{what}: linear scaling without \"factor\""))
+                })?;
                 if factor <= 0.0 {
                     return Err(self.err(format!("{what}: factor {factor} must be positive")));
                 }
@@ -486,7 +497,9 @@ impl Cfg<'_> {
                 .map(|t| match *t {
                     "sliding_attention" => Ok(true),
                     "full_attention" => Ok(false),
-                    other => Err(self.err(format!("\"layer_types\": unknown layer type {other:?}"))),
+                    other => {
+                        Err(self.err(format!("\"layer_types\": unknown layer type {other:?}")))
+                    }
                 })
                 .collect();
         }
@@ -508,7 +521,9 @@ impl Cfg<'_> {
                 .map(|t| match *t {
                     "recurrent" => Ok(false),
                     "attention" => Ok(true),
-                    other => Err(self.err(format!("\"block_types\": unknown block type {other:?}"))),
+                    other => {
+                        Err(self.err(format!("\"block_types\": unknown block type {other:?}")))
+                    }
                 })
                 .collect::<Result<_>>()?,
             None => vec![false, false, true],
@@ -605,7 +620,11 @@ mod tests {
     #[test]
     fn bad_configs_name_the_key() {
         let e = parse(r#"{"architectures": ["LlamaForCausalLM"]}"#).unwrap_err();
-        assert!(e.message().contains("unsupported architecture \"LlamaForCausalLM\""), "{e}");
+        assert!(
+            e.message()
+                .contains("unsupported architecture \"LlamaForCausalLM\""),
+            "{e}"
+        );
         let e = parse(&format!(r#"{{{GEMMA3_BASE}, "hidden_act": "relu"}}"#)).unwrap_err();
         assert!(e.message().contains("hidden_act"), "{e}");
         let e = parse(
@@ -613,7 +632,10 @@ mod tests {
             "intermediate_size": 128, "vocab_size": 512}"#,
         )
         .unwrap_err();
-        assert!(e.message().contains("\"num_hidden_layers\" is missing"), "{e}");
+        assert!(
+            e.message().contains("\"num_hidden_layers\" is missing"),
+            "{e}"
+        );
         let e = parse(&format!(
             r#"{{{GEMMA3_BASE}, "rope_scaling": {{"rope_type": "yarn", "factor": 4.0}}}}"#
         ))

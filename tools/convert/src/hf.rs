@@ -57,7 +57,10 @@ impl Root {
 impl HfModel {
     pub fn open(dir: &Path) -> Result<HfModel> {
         if !dir.is_dir() {
-            return Err(Error::at(dir, "not a folder (expected a Hugging Face model folder)"));
+            return Err(Error::at(
+                dir,
+                "not a folder (expected a Hugging Face model folder)",
+            ));
         }
         let config_path = dir.join("config.json");
         if !config_path.is_file() {
@@ -207,7 +210,10 @@ impl HfModel {
                 dims: m.ne.clone(),
                 ty,
                 note,
-                source: Box::new(self.weights.source(name, elem, m.transform, m.ne[0] as usize)),
+                source: Box::new(
+                    self.weights
+                        .source(name, elem, m.transform, m.ne[0] as usize),
+                ),
             });
         }
         let model_name = self
@@ -223,14 +229,12 @@ impl HfModel {
             ),
             ("general.type".into(), OwnedValue::from("model")),
             ("general.name".into(), OwnedValue::String(model_name)),
-            (
-                "general.file_type".into(),
-                OwnedValue::U32(ftype.llama_ftype()),
-            ),
-            ("general.quantization_version".into(), OwnedValue::U32(2)),
         ];
         metadata.extend(arch::metadata(hp));
         metadata.extend(self.tokenizer.metadata.iter().cloned());
+        // Last, where llama.cpp's quantizer puts them: then `hf -t T` is byte for byte
+        // what llama.cpp's quantizer makes from our f32 file.
+        metadata.extend(file_type_keys(ftype));
         Ok(Plan {
             input: format!(
                 "{} ({}, {} layers, {})",
@@ -259,4 +263,15 @@ pub fn tensor_order(name: &str) -> (i64, &str) {
         .and_then(|n| n.parse::<i64>().ok())
         .unwrap_or(-1);
     (layer, name)
+}
+
+/// `general.quantization_version` and `general.file_type`, in llama.cpp's order.
+pub fn file_type_keys(ftype: FileType) -> [(String, OwnedValue); 2] {
+    [
+        ("general.quantization_version".into(), OwnedValue::U32(2)),
+        (
+            "general.file_type".into(),
+            OwnedValue::U32(ftype.llama_ftype()),
+        ),
+    ]
 }

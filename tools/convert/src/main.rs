@@ -106,13 +106,10 @@ fn run(cli: Cli) -> Result<()> {
             common,
         } => {
             let file = requantize::open(input)?;
-            let plan = requantize::plan(
-                &file,
-                common.ty,
-                common.pure,
-                *allow_requantize,
-                &mut |w| eprintln!("{w}"),
-            )?;
+            let plan =
+                requantize::plan(&file, common.ty, common.pure, *allow_requantize, &mut |w| {
+                    eprintln!("{w}")
+                })?;
             finish(plan, common, &opts)
         }
     }

@@ -40,7 +40,10 @@ pub fn check_destination(dest: &Path, force: bool) -> Result<()> {
         return Err(Error::at(dest, "is a directory"));
     }
     if dest.exists() && !force {
-        return Err(Error::at(dest, "already exists (pass --force to replace it)"));
+        return Err(Error::at(
+            dest,
+            "already exists (pass --force to replace it)",
+        ));
     }
     let dir = parent_dir(dest);
     if !dir.is_dir() {

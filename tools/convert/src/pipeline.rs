@@ -40,7 +40,10 @@ impl Job<'_> {
     }
 
     fn out_bytes(&self) -> u64 {
-        self.ty.row_bytes(self.dims[0]).expect("checked by the plan") * self.rows() as u64
+        self.ty
+            .row_bytes(self.dims[0])
+            .expect("checked by the plan")
+            * self.rows() as u64
     }
 }
 
@@ -134,7 +137,10 @@ pub fn dry_run(mut plan: Plan, out: &Path) -> Result<Summary> {
             j.source.type_name(),
             j.ty.name(),
             j.out_bytes() as f64 / (1 << 20) as f64,
-            j.note.as_ref().map(|n| format!("  ({n})")).unwrap_or_default()
+            j.note
+                .as_ref()
+                .map(|n| format!("  ({n})"))
+                .unwrap_or_default()
         );
     }
     let w = build_writer(out, &mut plan)?;
@@ -200,7 +206,10 @@ pub fn write(mut plan: Plan, out: &Path, opts: &Options) -> Result<Summary> {
                     .zip(f32buf.par_chunks(row_len))
                     .try_for_each(|(dst, src)| quantize_row(job.ty, src, dst))
                     .map_err(|e| {
-                        Error::new(format!("tensor {:?}: cannot make {}: {e}", job.name, job.ty))
+                        Error::new(format!(
+                            "tensor {:?}: cannot make {}: {e}",
+                            job.name, job.ty
+                        ))
                     })?;
                 w.write_data(&qbuf)?;
             }

@@ -185,7 +185,9 @@ pub fn choose_types(
 }
 
 fn is_attn_v(name: &str) -> bool {
-    name.contains("attn_v.weight") || name.contains("attn_qkv.weight") || name.contains("attn_kv_b.weight")
+    name.contains("attn_v.weight")
+        || name.contains("attn_qkv.weight")
+        || name.contains("attn_kv_b.weight")
 }
 
 /// llama.cpp's `use_more_bits`.
@@ -195,7 +197,7 @@ fn use_more_bits(i: usize, n: usize) -> bool {
 
 /// llama.cpp's `tensor_type_fallback` for the types used here.
 fn fallback(ty: GgmlType, ncols: u64) -> Choice {
-    if ncols % ty.block_size() as u64 == 0 {
+    if ncols.is_multiple_of(ty.block_size() as u64) {
         return Choice {
             ty: Some(ty),
             fell_back_from: None,
@@ -207,7 +209,7 @@ fn fallback(ty: GgmlType, ncols: u64) -> Choice {
         GgmlType::Q6_K => GgmlType::Q8_0,
         other => other,
     };
-    if ncols % to.block_size() as u64 != 0 {
+    if !ncols.is_multiple_of(to.block_size() as u64) {
         to = GgmlType::F16;
     }
     Choice {
@@ -250,7 +252,10 @@ mod tests {
         assert_eq!(ty(FileType::Q4KM), GgmlType::Q6_K);
         assert_eq!(ty(FileType::F16), GgmlType::F16);
         // Untied: the embedding is an ordinary matrix, the output gets Q6_K.
-        let t2 = [("token_embd.weight", &dims[..]), ("output.weight", &dims[..])];
+        let t2 = [
+            ("token_embd.weight", &dims[..]),
+            ("output.weight", &dims[..]),
+        ];
         let c = choose_types(&t2, FileType::Q4_0, false, 1);
         assert_eq!(c[0].ty, Some(GgmlType::Q4_0));
         assert_eq!(c[1].ty, Some(GgmlType::Q6_K));

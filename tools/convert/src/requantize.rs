@@ -7,7 +7,7 @@ use std::path::Path;
 use edgegemma::gguf::{GgmlType, GgufFile, OwnedValue};
 
 use crate::error::{Error, Result};
-use crate::hf::tensor_order;
+use crate::hf::{file_type_keys, tensor_order};
 use crate::pipeline::{Job, Plan};
 use crate::recipe::{self, FileType};
 use crate::source::GgufTensor;
@@ -41,10 +41,12 @@ pub fn plan<'a>(
         let ty = choice.ty.unwrap_or(from);
         if ty != from {
             if !from.is_supported() {
-                return Err(file.error(format!(
-                    "tensor {:?} is {from}, which edgegemma-convert cannot read",
-                    view.name()
-                )).into());
+                return Err(file
+                    .error(format!(
+                        "tensor {:?} is {from}, which edgegemma-convert cannot read",
+                        view.name()
+                    ))
+                    .into());
             }
             if !is_float(from) {
                 if !allow_requantize {
@@ -76,27 +78,13 @@ pub fn plan<'a>(
         ));
     }
 
-    let mut metadata: Vec<(String, OwnedValue)> = Vec::with_capacity(file.metadata_len() + 2);
-    let mut has_version = false;
-    for (key, value) in file.metadata() {
-        match key {
-            "general.file_type" => metadata.push((key.into(), OwnedValue::U32(ftype.llama_ftype()))),
-            "general.quantization_version" => {
-                has_version = true;
-                metadata.push((key.into(), OwnedValue::U32(2)));
-            }
-            _ => metadata.push((key.into(), value.to_owned_value())),
-        }
-    }
-    if !metadata.iter().any(|(k, _)| k == "general.file_type") {
-        metadata.push((
-            "general.file_type".into(),
-            OwnedValue::U32(ftype.llama_ftype()),
-        ));
-    }
-    if !has_version {
-        metadata.push(("general.quantization_version".into(), OwnedValue::U32(2)));
-    }
+    // Copied in order, except the two keys llama.cpp's quantizer re-adds at the end.
+    let mut metadata: Vec<(String, OwnedValue)> = file
+        .metadata()
+        .filter(|(k, _)| !matches!(*k, "general.file_type" | "general.quantization_version"))
+        .map(|(k, v)| (k.to_string(), v.to_owned_value()))
+        .collect();
+    metadata.extend(file_type_keys(ftype));
     if jobs.is_empty() {
         return Err(Error::at(file.path(), "has no tensors"));
     }

@@ -58,8 +58,12 @@ impl Elem {
     fn decode(self, b: &[u8], i: usize) -> f32 {
         match self {
             Elem::F32 => f32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]),
-            Elem::F16 => half::f16::from_bits(u16::from_le_bytes([b[2 * i], b[2 * i + 1]])).to_f32(),
-            Elem::BF16 => f32::from_bits(u32::from(u16::from_le_bytes([b[2 * i], b[2 * i + 1]])) << 16),
+            Elem::F16 => {
+                half::f16::from_bits(u16::from_le_bytes([b[2 * i], b[2 * i + 1]])).to_f32()
+            }
+            Elem::BF16 => {
+                f32::from_bits(u32::from(u16::from_le_bytes([b[2 * i], b[2 * i + 1]])) << 16)
+            }
         }
     }
 
@@ -125,10 +129,16 @@ impl SafetensorsSet {
             let mut names: Vec<&str> = Vec::new();
             for (tensor, file) in map {
                 let f = file.as_str().ok_or_else(|| {
-                    Error::at(&index, format!("weight_map entry {tensor:?} is not a file name"))
+                    Error::at(
+                        &index,
+                        format!("weight_map entry {tensor:?} is not a file name"),
+                    )
                 })?;
                 if f.contains('/') || f.contains('\\') || f == ".." {
-                    return Err(Error::at(&index, format!("shard name {f:?} is not a plain file name")));
+                    return Err(Error::at(
+                        &index,
+                        format!("shard name {f:?} is not a plain file name"),
+                    ));
                 }
                 if !names.contains(&f) {
                     names.push(f);
@@ -174,9 +184,10 @@ impl SafetensorsSet {
                         &path,
                         format!(
                             "tensor {name:?} is also in {}",
-                            shards
-                                .get(prev.shard)
-                                .map_or_else(|| path.display().to_string(), |s: &Shard| s.path.display().to_string())
+                            shards.get(prev.shard).map_or_else(
+                                || path.display().to_string(),
+                                |s: &Shard| s.path.display().to_string()
+                            )
                         ),
                     ));
                 }
@@ -240,23 +251,31 @@ impl TensorSource for SafetensorsTensor<'_> {
         let (row_len, elem, bytes) = (self.row_len, self.elem, self.bytes);
         match self.transform {
             Transform::Copy | Transform::NormPlusOne => {
-                let add = if self.transform == Transform::NormPlusOne { 1.0 } else { 0.0 };
-                out.par_chunks_mut(row_len).enumerate().for_each(|(r, row)| {
-                    let base = (first_row + r) * row_len;
-                    for (j, x) in row.iter_mut().enumerate() {
-                        *x = elem.decode(bytes, base + j) + add;
-                    }
-                });
+                let add = if self.transform == Transform::NormPlusOne {
+                    1.0
+                } else {
+                    0.0
+                };
+                out.par_chunks_mut(row_len)
+                    .enumerate()
+                    .for_each(|(r, row)| {
+                        let base = (first_row + r) * row_len;
+                        for (j, x) in row.iter_mut().enumerate() {
+                            *x = elem.decode(bytes, base + j) + add;
+                        }
+                    });
             }
             Transform::TransposeBlocks => {
                 // Source [H, in, out]; output row (h, o) = column o of block h.
                 let b = self.shape[1];
-                out.par_chunks_mut(row_len).enumerate().for_each(|(r, row)| {
-                    let (h, o) = ((first_row + r) / b, (first_row + r) % b);
-                    for (i, x) in row.iter_mut().enumerate() {
-                        *x = elem.decode(bytes, (h * b + i) * b + o);
-                    }
-                });
+                out.par_chunks_mut(row_len)
+                    .enumerate()
+                    .for_each(|(r, row)| {
+                        let (h, o) = ((first_row + r) / b, (first_row + r) % b);
+                        for (i, x) in row.iter_mut().enumerate() {
+                            *x = elem.decode(bytes, (h * b + i) * b + o);
+                        }
+                    });
             }
         }
         Ok(())
@@ -282,7 +301,8 @@ impl TensorSource for SafetensorsTensor<'_> {
             return;
         }
         let row = self.row_len * self.elem.size();
-        self.shard.release(self.start + first_row * row, n_rows * row);
+        self.shard
+            .release(self.start + first_row * row, n_rows * row);
     }
 }
 

@@ -165,10 +165,7 @@ impl<'a> Reader<'a> {
             WIRE_I32 => self.take(4).map(drop),
             _ => Err(Error::at(
                 self.path,
-                format!(
-                    "unsupported protobuf wire type {wire} at byte {}",
-                    self.pos
-                ),
+                format!("unsupported protobuf wire type {wire} at byte {}", self.pos),
             )),
         }
     }

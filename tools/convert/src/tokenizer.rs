@@ -73,7 +73,12 @@ pub struct Tokenizer {
 
 /// Reads the tokenizer files of `dir`. `vocab_size` is the embedding's row count;
 /// `truncate` keeps only as many ids as the tokenizer defines (Gemma 3).
-pub fn load(dir: &Path, config: &ConfigFile, vocab_size: usize, truncate: bool) -> Result<Tokenizer> {
+pub fn load(
+    dir: &Path,
+    config: &ConfigFile,
+    vocab_size: usize,
+    truncate: bool,
+) -> Result<Tokenizer> {
     let spm_path = dir.join("tokenizer.model");
     let json_path = dir.join("tokenizer.json");
     let config_path = dir.join("tokenizer_config.json");
@@ -139,7 +144,10 @@ pub fn load(dir: &Path, config: &ConfigFile, vocab_size: usize, truncate: bool) 
                 continue;
             };
             if std::mem::replace(&mut seen[i], true) {
-                return Err(Error::at(&json_path, format!("token id {id} appears twice")));
+                return Err(Error::at(
+                    &json_path,
+                    format!("token id {id} appears twice"),
+                ));
             }
             vocab.types[i] = if Some(piece.as_str()) == tj.model.unk_token.as_deref() {
                 UNKNOWN
@@ -240,7 +248,10 @@ pub fn load(dir: &Path, config: &ConfigFile, vocab_size: usize, truncate: bool) 
         }
     }
     if defined == 0 {
-        return Err(Error::at(dir, "the tokenizer defines no token below vocab_size"));
+        return Err(Error::at(
+            dir,
+            "the tokenizer defines no token below vocab_size",
+        ));
     }
     if truncate && defined < vocab_size {
         vocab.tokens.truncate(defined);
@@ -249,8 +260,14 @@ pub fn load(dir: &Path, config: &ConfigFile, vocab_size: usize, truncate: bool) 
     }
 
     let mut metadata = vec![
-        ("tokenizer.ggml.model".to_string(), OwnedValue::from("llama")),
-        ("tokenizer.ggml.pre".to_string(), OwnedValue::from("default")),
+        (
+            "tokenizer.ggml.model".to_string(),
+            OwnedValue::from("llama"),
+        ),
+        (
+            "tokenizer.ggml.pre".to_string(),
+            OwnedValue::from("default"),
+        ),
         (
             "tokenizer.ggml.tokens".to_string(),
             OwnedValue::Array(OwnedArray::String(vocab.tokens.clone())),
@@ -264,13 +281,7 @@ pub fn load(dir: &Path, config: &ConfigFile, vocab_size: usize, truncate: bool) 
             OwnedValue::from(vocab.types.clone()),
         ),
     ];
-    let special = SpecialTokens::find(
-        &vocab,
-        tok_json.as_ref(),
-        tok_config.as_ref(),
-        config,
-        dir,
-    )?;
+    let special = SpecialTokens::find(&vocab, tok_json.as_ref(), tok_config.as_ref(), config, dir)?;
     metadata.extend(special);
     if let Some(c) = &tok_config {
         metadata.extend(chat_templates(dir, &config_path, c)?);
@@ -390,7 +401,10 @@ impl SpecialTokens {
         }
         for typ in ["bos", "sep", "eos"] {
             if let Some(&v) = add.get(typ) {
-                out.push((format!("tokenizer.ggml.add_{typ}_token"), OwnedValue::Bool(v)));
+                out.push((
+                    format!("tokenizer.ggml.add_{typ}_token"),
+                    OwnedValue::Bool(v),
+                ));
             }
         }
         // Gemma never prefixes a space (llama.cpp's Gemma converters say so explicitly).
@@ -413,9 +427,16 @@ impl SpecialTokens {
 /// llama.cpp's reading of a `TemplateProcessing` post-processor: a leading special token
 /// that is BOS (or CLS) means add_bos, a trailing one that is EOS means add_eos, and the
 /// separator between `A` and `B` of the pair template decides add_sep.
-fn template_flags(p: &Value, [bos, eos, sep, cls]: [&Option<String>; 4], add: &mut HashMap<&str, bool>) {
+fn template_flags(
+    p: &Value,
+    [bos, eos, sep, cls]: [&Option<String>; 4],
+    add: &mut HashMap<&str, bool>,
+) {
     let special = |v: &Value| -> Option<String> {
-        v.get("SpecialToken")?.get("id")?.as_str().map(str::to_string)
+        v.get("SpecialToken")?
+            .get("id")?
+            .as_str()
+            .map(str::to_string)
     };
     let sequence = |v: &Value| -> Option<String> {
         v.get("Sequence")?.get("id")?.as_str().map(str::to_string)
@@ -455,7 +476,9 @@ fn template_flags(p: &Value, [bos, eos, sep, cls]: [&Option<String>; 4], add: &m
         return;
     }
     let mid = &pair[start..stop];
-    if sequence(mid[0]).as_deref() != Some("A") || sequence(mid[mid.len() - 1]).as_deref() != Some("B") {
+    if sequence(mid[0]).as_deref() != Some("A")
+        || sequence(mid[mid.len() - 1]).as_deref() != Some("B")
+    {
         return;
     }
     let between = &mid[1..mid.len() - 1];
@@ -484,7 +507,8 @@ fn chat_templates(
         let jinja = dir.join("chat_template.jinja");
         let json = dir.join("chat_template.json");
         if jinja.is_file() {
-            let text = std::fs::read_to_string(&jinja).map_err(|e| Error::io(&jinja, "cannot read", e))?;
+            let text =
+                std::fs::read_to_string(&jinja).map_err(|e| Error::io(&jinja, "cannot read", e))?;
             template = Some(Value::String(text));
         } else if json.is_file() {
             template = read_json_object(&json)?.get("chat_template").cloned();
@@ -493,7 +517,9 @@ fn chat_templates(
     let mut out = Vec::new();
     match template {
         None => {}
-        Some(Value::String(t)) => out.push(("tokenizer.chat_template".to_string(), OwnedValue::String(t))),
+        Some(Value::String(t)) => {
+            out.push(("tokenizer.chat_template".to_string(), OwnedValue::String(t)))
+        }
         Some(Value::Array(list)) => {
             let mut names = Vec::new();
             for entry in &list {
@@ -501,12 +527,18 @@ fn chat_templates(
                     entry.get("name").and_then(Value::as_str),
                     entry.get("template").and_then(Value::as_str),
                 ) else {
-                    return Err(Error::at(config_path, "chat_template list entries need \"name\" and \"template\""));
+                    return Err(Error::at(
+                        config_path,
+                        "chat_template list entries need \"name\" and \"template\"",
+                    ));
                 };
                 if name == "default" {
                     out.push(("tokenizer.chat_template".to_string(), OwnedValue::from(t)));
                 } else {
-                    out.push((format!("tokenizer.chat_template.{name}"), OwnedValue::from(t)));
+                    out.push((
+                        format!("tokenizer.chat_template.{name}"),
+                        OwnedValue::from(t),
+                    ));
                     names.push(name.to_string());
                 }
             }
@@ -517,7 +549,12 @@ fn chat_templates(
                 ));
             }
         }
-        Some(_) => return Err(Error::at(config_path, "chat_template must be a string or a list")),
+        Some(_) => {
+            return Err(Error::at(
+                config_path,
+                "chat_template must be a string or a list",
+            ))
+        }
     }
     Ok(out)
 }
@@ -576,7 +613,10 @@ impl<'de> Deserialize<'de> for PieceIds {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a map from piece to id (a BPE vocabulary)")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> std::result::Result<PieceIds, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> std::result::Result<PieceIds, A::Error> {
                 let mut v = Vec::with_capacity(m.size_hint().unwrap_or(0));
                 while let Some(entry) = m.next_entry::<String, u64>()? {
                     v.push(entry);

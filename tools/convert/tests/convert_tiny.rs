@@ -59,7 +59,7 @@ fn expected_type(name: &str, ne: &[u64], ty: &str) -> GgmlType {
         other => panic!("{other}"),
     };
     let mut want = if name == "token_embd.weight" {
-        if ne[0] % 32 != 0 || base == GgmlType::Q8_0 {
+        if !ne[0].is_multiple_of(32) || base == GgmlType::Q8_0 {
             GgmlType::Q8_0
         } else {
             GgmlType::Q6_K
@@ -69,17 +69,20 @@ fn expected_type(name: &str, ne: &[u64], ty: &str) -> GgmlType {
     } else {
         base
     };
-    if want == GgmlType::Q6_K && ne[0] % 256 != 0 {
+    if want == GgmlType::Q6_K && !ne[0].is_multiple_of(256) {
         want = GgmlType::Q8_0;
     }
-    if ne[0] % 32 != 0 {
+    if !ne[0].is_multiple_of(32) {
         want = GgmlType::F16;
     }
     want
 }
 
 /// The checkpoint tensor as the GGUF should hold it (before quantization).
-fn reference(g: &Value, ck: &std::collections::HashMap<String, (Vec<usize>, Vec<f32>)>) -> Vec<f32> {
+fn reference(
+    g: &Value,
+    ck: &std::collections::HashMap<String, (Vec<usize>, Vec<f32>)>,
+) -> Vec<f32> {
     let (shape, vals) = &ck[g["hf"].as_str().unwrap()];
     let n: u64 = g["ne"]
         .as_array()
@@ -117,7 +120,11 @@ fn check_values(name: &str, ty: GgmlType, got: &[f32], want: &[f32], row_len: us
             }
         }
         GgmlType::F16 | GgmlType::BF16 => {
-            let rel = if ty == GgmlType::F16 { 2f32.powi(-11) } else { 2f32.powi(-8) };
+            let rel = if ty == GgmlType::F16 {
+                2f32.powi(-11)
+            } else {
+                2f32.powi(-8)
+            };
             for (i, (g, w)) in got.iter().zip(want).enumerate() {
                 assert!(
                     (g - w).abs() <= w.abs() * rel + 2f32.powi(-25),
@@ -161,13 +168,25 @@ fn check_key(f: &GgufFile, key: &str, spec: &Value) {
         ),
         "str" => assert_eq!(f.get_str(key).unwrap(), v.as_str().unwrap(), "{key}"),
         "bool[]" => {
-            let want: Vec<bool> = v.as_array().unwrap().iter().map(|b| b.as_bool().unwrap()).collect();
+            let want: Vec<bool> = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b.as_bool().unwrap())
+                .collect();
             assert_eq!(f.get_bool_array(key).unwrap(), want, "{key}");
         }
         "u32[]" => {
-            let want: Vec<u32> = v.as_array().unwrap().iter().map(|b| b.as_u64().unwrap() as u32).collect();
+            let want: Vec<u32> = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b.as_u64().unwrap() as u32)
+                .collect();
             assert_eq!(f.get_u32_array(key).unwrap(), want, "{key}");
-            assert!(matches!(f.get(key), Some(GValue::Array(a)) if a.elem_type() == edgegemma::gguf::ValueType::U32));
+            assert!(
+                matches!(f.get(key), Some(GValue::Array(a)) if a.elem_type() == edgegemma::gguf::ValueType::U32)
+            );
         }
         other => panic!("{other}"),
     }
@@ -190,7 +209,12 @@ fn check_file(path: &Path, model: &str, ty: &str, golden: &Value) {
 
     for t in f.tensors() {
         let g = &tensors[t.name()];
-        let ne: Vec<u64> = g["ne"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+        let ne: Vec<u64> = g["ne"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect();
         assert_eq!(t.dims(), ne.as_slice(), "{model} {ty} {}", t.name());
         let want_ty = expected_type(t.name(), &ne, ty);
         assert_eq!(t.ggml_type(), want_ty, "{model} {ty} {}", t.name());
@@ -225,23 +249,38 @@ fn check_file(path: &Path, model: &str, ty: &str, golden: &Value) {
     assert_eq!(f.get_str("tokenizer.ggml.pre").unwrap(), "default");
     let tokens = f.get_str_array("tokenizer.ggml.tokens").unwrap();
     assert_eq!(tokens.len() as u64, tok["n_tokens"].as_u64().unwrap());
-    assert_eq!(sha16(tokens.join("\0").as_bytes()), tok["tokens_sha"].as_str().unwrap());
+    assert_eq!(
+        sha16(tokens.join("\0").as_bytes()),
+        tok["tokens_sha"].as_str().unwrap()
+    );
     let scores: Vec<u8> = f
         .get_f32_array("tokenizer.ggml.scores")
         .unwrap()
         .iter()
         .flat_map(|x| x.to_le_bytes())
         .collect();
-    assert_eq!(sha16(&scores), tok["scores_sha"].as_str().unwrap(), "{model} scores");
+    assert_eq!(
+        sha16(&scores),
+        tok["scores_sha"].as_str().unwrap(),
+        "{model} scores"
+    );
     let types: Vec<u8> = f
         .get_i32_array("tokenizer.ggml.token_type")
         .unwrap()
         .iter()
         .flat_map(|x| x.to_le_bytes())
         .collect();
-    assert_eq!(sha16(&types), tok["types_sha"].as_str().unwrap(), "{model} types");
+    assert_eq!(
+        sha16(&types),
+        tok["types_sha"].as_str().unwrap(),
+        "{model} types"
+    );
     for (k, id) in tok["ids"].as_object().unwrap() {
-        assert_eq!(f.get_u32(k).unwrap(), id.as_u64().unwrap() as u32, "{model} {k}");
+        assert_eq!(
+            f.get_u32(k).unwrap(),
+            id.as_u64().unwrap() as u32,
+            "{model} {k}"
+        );
     }
     assert!(!f.get_bool("tokenizer.ggml.add_space_prefix").unwrap());
     assert!(f.get_bool("tokenizer.ggml.add_bos_token").unwrap());
@@ -293,7 +332,11 @@ fn both_config_dialects_give_identical_files() {
         for (ta, tb) in fa.tensors().zip(fb.tensors()) {
             assert_eq!(ta.name(), tb.name());
             assert_eq!(ta.ggml_type(), tb.ggml_type(), "{model} {}", ta.name());
-            assert!(ta.data() == tb.data(), "{model} {}: data differs with {other}", ta.name());
+            assert!(
+                ta.data() == tb.data(),
+                "{model} {}: data differs with {other}",
+                ta.name()
+            );
         }
         assert_eq!(fa.tensor_count(), fb.tensor_count());
     }
@@ -346,7 +389,11 @@ fn requantizing_needs_the_flag_and_keeps_unchanged_tensors() {
     with_flag.push("--allow-requantize");
     let o = convert(&with_flag);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stderr(&o).contains("warning: requantizing"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("warning: requantizing"),
+        "{}",
+        stderr(&o)
+    );
     // q8_0 → q8_0 copies every tensor unchanged.
     let same = dir.join("q8-again.gguf");
     convert_ok(&[
@@ -359,4 +406,62 @@ fn requantizing_needs_the_flag_and_keeps_unchanged_tensors() {
         "-q",
     ]);
     assert!(std::fs::read(&same).unwrap() == std::fs::read(&q8).unwrap());
+}
+
+/// A multimodal Gemma 3 checkpoint (`Gemma3ForConditionalGeneration`: `text_config`,
+/// `language_model.` tensor roots, vision tensors) converts to the text model's file.
+#[test]
+fn the_text_model_of_a_multimodal_checkpoint() {
+    let dir = scratch("multimodal");
+    let src = tiny("gemma3-f32");
+    let text: Value =
+        serde_json::from_slice(&std::fs::read(src.join("config.json")).unwrap()).unwrap();
+    for (root, model_dir) in [
+        ("language_model.model.", "a"),
+        ("model.language_model.", "b"),
+    ] {
+        let mm = dir.join(model_dir).join("gemma3-f32");
+        copy_dir(&src, &mm);
+        let config = serde_json::json!({
+            "architectures": ["Gemma3ForConditionalGeneration"],
+            "model_type": "gemma3",
+            "text_config": text,
+            "vision_config": {"hidden_size": 8},
+            "bos_token_id": 2, "eos_token_id": 1, "pad_token_id": 0
+        });
+        std::fs::write(mm.join("config.json"), config.to_string()).unwrap();
+        let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> =
+            read_checkpoint(&src.join("model.safetensors"))
+                .into_iter()
+                .map(|(n, (s, v))| (n.replacen("model.", root, 1), s, v))
+                .collect();
+        tensors.push((
+            "vision_tower.vision_model.post_layernorm.weight".into(),
+            vec![8],
+            vec![0.5; 8],
+        ));
+        tensors.push((
+            "multi_modal_projector.mm_input_projection_weight".into(),
+            vec![8, 48],
+            vec![0.1; 384],
+        ));
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        write_safetensors(&mm.join("model.safetensors"), &tensors, false);
+        let text_out = convert_to(&dir.join(model_dir), &src, "text", "q8_0");
+        let mm_out = convert_to(&dir.join(model_dir), &mm, "mm", "q8_0");
+        let (a, b) = (
+            GgufFile::open(&text_out).unwrap(),
+            GgufFile::open(&mm_out).unwrap(),
+        );
+        assert_eq!(a.tensor_count(), b.tensor_count());
+        for (ta, tb) in a.tensors().zip(b.tensors()) {
+            assert_eq!(ta.name(), tb.name());
+            assert!(ta.data() == tb.data(), "{root}: {}", ta.name());
+        }
+        assert_eq!(
+            b.get_u32("gemma3.attention.sliding_window_pattern")
+                .unwrap(),
+            6
+        );
+    }
 }

@@ -18,7 +18,14 @@ fn broken_copy(name: &str) -> PathBuf {
 
 fn fails_with(dir: &Path, needles: &[&str]) {
     let out = dir.parent().unwrap().join("out.gguf");
-    let o = convert(&["hf", dir.to_str().unwrap(), "-o", out.to_str().unwrap(), "-t", "q8_0"]);
+    let o = convert(&[
+        "hf",
+        dir.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-t",
+        "q8_0",
+    ]);
     let err = stderr(&o);
     assert!(!o.status.success(), "expected failure, got success");
     for n in needles {
@@ -56,16 +63,34 @@ fn edit_weights(dir: &Path, f: impl FnOnce(&mut Vec<(String, Vec<usize>, Vec<f32
 fn unknown_architecture() {
     let d = broken_copy("arch");
     edit_config(&d, |c| {
-        c.insert("architectures".into(), serde_json::json!(["LlamaForCausalLM"]));
+        c.insert(
+            "architectures".into(),
+            serde_json::json!(["LlamaForCausalLM"]),
+        );
     });
-    fails_with(&d, &["config.json", "unsupported architecture \"LlamaForCausalLM\"", "Gemma3ForCausalLM"]);
+    fails_with(
+        &d,
+        &[
+            "config.json",
+            "unsupported architecture \"LlamaForCausalLM\"",
+            "Gemma3ForCausalLM",
+        ],
+    );
 }
 
 #[test]
 fn missing_tensor() {
     let d = broken_copy("missing");
-    edit_weights(&d, |t| t.retain(|(n, _, _)| n != "model.layers.3.mlp.up_proj.weight"));
-    fails_with(&d, &["missing tensor \"model.layers.3.mlp.up_proj.weight\"", "blk.3.ffn_up.weight"]);
+    edit_weights(&d, |t| {
+        t.retain(|(n, _, _)| n != "model.layers.3.mlp.up_proj.weight")
+    });
+    fails_with(
+        &d,
+        &[
+            "missing tensor \"model.layers.3.mlp.up_proj.weight\"",
+            "blk.3.ffn_up.weight",
+        ],
+    );
 }
 
 #[test]
@@ -74,14 +99,29 @@ fn unexpected_shape() {
     edit_config(&d, |c| {
         c.insert("intermediate_size".into(), serde_json::json!(64));
     });
-    fails_with(&d, &["model.safetensors", "has shape [96, 48], expected [64, 48]"]);
+    fails_with(
+        &d,
+        &["model.safetensors", "has shape [96, 48], expected [64, 48]"],
+    );
 }
 
 #[test]
 fn unexpected_tensor() {
     let d = broken_copy("extra");
-    edit_weights(&d, |t| t.push(("model.layers.0.mystery.weight".into(), vec![4], vec![0.0; 4])));
-    fails_with(&d, &["model.safetensors", "unexpected tensor \"model.layers.0.mystery.weight\""]);
+    edit_weights(&d, |t| {
+        t.push((
+            "model.layers.0.mystery.weight".into(),
+            vec![4],
+            vec![0.0; 4],
+        ))
+    });
+    fails_with(
+        &d,
+        &[
+            "model.safetensors",
+            "unexpected tensor \"model.layers.0.mystery.weight\"",
+        ],
+    );
 }
 
 #[test]
@@ -103,7 +143,13 @@ fn unreadable_dtype() {
     let out = safetensors::serialize(views, None).unwrap();
     drop(st);
     std::fs::write(&p, out).unwrap();
-    fails_with(&d, &["model.safetensors", "tensor \"model.norm.weight\" has dtype I64"]);
+    fails_with(
+        &d,
+        &[
+            "model.safetensors",
+            "tensor \"model.norm.weight\" has dtype I64",
+        ],
+    );
 }
 
 #[test]
@@ -133,14 +179,24 @@ fn bad_config_values() {
     let d = broken_copy("bad-rope");
     edit_config(&d, |c| {
         c.remove("rope_parameters");
-        c.insert("rope_scaling".into(), serde_json::json!({"rope_type": "yarn", "factor": 4.0}));
+        c.insert(
+            "rope_scaling".into(),
+            serde_json::json!({"rope_type": "yarn", "factor": 4.0}),
+        );
     });
     fails_with(&d, &["config.json", "\"yarn\" is not supported"]);
 }
 
 #[test]
 fn unknown_type_lists_the_choices() {
-    let o = convert(&["hf", tiny("gemma3-f32").to_str().unwrap(), "-o", "/dev/null", "-t", "q3_k"]);
+    let o = convert(&[
+        "hf",
+        tiny("gemma3-f32").to_str().unwrap(),
+        "-o",
+        "/dev/null",
+        "-t",
+        "q3_k",
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("q4_k_m"), "{}", stderr(&o));
 }
@@ -151,10 +207,22 @@ fn existing_output_needs_force_and_dry_run_writes_nothing() {
     let out = dir.join("out.gguf");
     std::fs::write(&out, b"keep me").unwrap();
     let model = tiny("gemma1-mqa-f32");
-    let args = ["hf", model.to_str().unwrap(), "-o", out.to_str().unwrap(), "-t", "q8_0", "-q"];
+    let args = [
+        "hf",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-t",
+        "q8_0",
+        "-q",
+    ];
     let o = convert(&args);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("already exists (pass --force"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("already exists (pass --force"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
 
     let mut dry = args.to_vec();
@@ -162,7 +230,10 @@ fn existing_output_needs_force_and_dry_run_writes_nothing() {
     let o = convert(&dry);
     assert!(o.status.success(), "{}", stderr(&o));
     let plan = String::from_utf8_lossy(&o.stdout);
-    assert!(plan.contains("blk.0.ffn_down.weight") && plan.contains("q8_0"), "{plan}");
+    assert!(
+        plan.contains("blk.0.ffn_down.weight") && plan.contains("q8_0"),
+        "{plan}"
+    );
     assert!(plan.contains("bits per weight"), "{plan}");
     assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
 
@@ -204,7 +275,11 @@ fn interrupt_leaves_nothing_behind() {
         c.insert("hidden_size".into(), serde_json::json!(d));
         c.insert("num_hidden_layers".into(), serde_json::json!(1));
     });
-    let mut t = vec![("model.embed_tokens.weight".to_string(), vec![v, d], random(v * d, 1, 0.05))];
+    let mut t = vec![(
+        "model.embed_tokens.weight".to_string(),
+        vec![v, d],
+        random(v * d, 1, 0.05),
+    )];
     for (n, s) in [
         ("model.norm.weight", vec![d]),
         ("model.layers.0.input_layernorm.weight", vec![d]),
@@ -223,7 +298,17 @@ fn interrupt_leaves_nothing_behind() {
     write_safetensors(&model.join("model.safetensors"), &t, false);
     let out = dir.join("out.gguf");
     let mut child = Command::new(env!("CARGO_BIN_EXE_edgegemma-convert"))
-        .args(["hf", model.to_str().unwrap(), "-o", out.to_str().unwrap(), "-t", "q4_k_m", "-j", "1", "-q"])
+        .args([
+            "hf",
+            model.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "-t",
+            "q4_k_m",
+            "-j",
+            "1",
+            "-q",
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -234,8 +319,14 @@ fn interrupt_leaves_nothing_behind() {
     };
     let start = Instant::now();
     while !tmp_exists() {
-        assert!(start.elapsed() < Duration::from_secs(60), "no temporary file appeared");
-        assert!(child.try_wait().unwrap().is_none(), "finished before it could be interrupted");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no temporary file appeared"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before it could be interrupted"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     std::thread::sleep(Duration::from_millis(50));

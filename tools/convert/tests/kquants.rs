@@ -144,7 +144,11 @@ fn check_kquant_file(path: &Path, tensors: &Tensors, want: impl Fn(&str) -> Ggml
             GgmlType::Q6_K => 0.03,
             other => panic!("{name}: {other}"),
         };
-        assert!(rel < bound, "{name} {}: relative RMS error {rel}", t.ggml_type());
+        assert!(
+            rel < bound,
+            "{name} {}: relative RMS error {rel}",
+            t.ggml_type()
+        );
         checked += 1;
     }
     assert_eq!(checked, 1 + 7 * L);
@@ -156,11 +160,21 @@ fn q4_k_m_and_q6_k_blocks_equal_the_reference_quantizers() {
     let model = dir.join("synthetic-gemma3");
     let tensors = synthetic_gemma3(&model, false);
     let out = dir.join("q4_k_m.gguf");
-    convert_ok(&["hf", model.to_str().unwrap(), "-o", out.to_str().unwrap(), "-t", "q4_k_m", "-q"]);
+    convert_ok(&[
+        "hf",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-t",
+        "q4_k_m",
+        "-q",
+    ]);
     // 4 layers: "more bits" for attn_v / ffn_down are layers 2 and 3.
     check_kquant_file(&out, &tensors, |name| {
         let more = name.starts_with("blk.2.") || name.starts_with("blk.3.");
-        if name == "token_embd.weight" || (more && (name.ends_with("attn_v.weight") || name.ends_with("ffn_down.weight"))) {
+        if name == "token_embd.weight"
+            || (more && (name.ends_with("attn_v.weight") || name.ends_with("ffn_down.weight")))
+        {
             GgmlType::Q6_K
         } else {
             GgmlType::Q4_K
@@ -170,17 +184,35 @@ fn q4_k_m_and_q6_k_blocks_equal_the_reference_quantizers() {
     assert_eq!(f.get_u32("general.file_type").unwrap(), 15);
     // Pattern 6 over 4 layers: all local, which no period ≥ 2 expresses: one bool per layer.
     assert_eq!(
-        f.get_bool_array("gemma3.attention.sliding_window_pattern").unwrap(),
+        f.get_bool_array("gemma3.attention.sliding_window_pattern")
+            .unwrap(),
         [true; L]
     );
 
     let out = dir.join("q6_k.gguf");
-    convert_ok(&["hf", model.to_str().unwrap(), "-o", out.to_str().unwrap(), "-t", "q6_k", "-q"]);
+    convert_ok(&[
+        "hf",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-t",
+        "q6_k",
+        "-q",
+    ]);
     check_kquant_file(&out, &tensors, |_| GgmlType::Q6_K);
 
     // --pure: the embedding and the mixed layers take the one type too.
     let out = dir.join("q4_k_m-pure.gguf");
-    convert_ok(&["hf", model.to_str().unwrap(), "-o", out.to_str().unwrap(), "-t", "q4_k_m", "--pure", "-q"]);
+    convert_ok(&[
+        "hf",
+        model.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "-t",
+        "q4_k_m",
+        "--pure",
+        "-q",
+    ]);
     check_kquant_file(&out, &tensors, |_| GgmlType::Q4_K);
 }
 
@@ -198,7 +230,10 @@ fn a_sharded_bf16_checkpoint_converts_like_the_single_file() {
     write_safetensors(&sharded.join("model-00001-of-00002.safetensors"), a, true);
     write_safetensors(&sharded.join("model-00002-of-00002.safetensors"), b, true);
     let mut map = serde_json::Map::new();
-    for (part, file) in [(a, "model-00001-of-00002.safetensors"), (b, "model-00002-of-00002.safetensors")] {
+    for (part, file) in [
+        (a, "model-00001-of-00002.safetensors"),
+        (b, "model-00002-of-00002.safetensors"),
+    ] {
         for (n, _, _) in part {
             map.insert(n.clone(), json!(file));
         }
@@ -211,9 +246,28 @@ fn a_sharded_bf16_checkpoint_converts_like_the_single_file() {
     for ty in ["q4_k_m", "bf16"] {
         let o1 = dir.join(format!("one-{ty}.gguf"));
         let o2 = dir.join(format!("two-{ty}.gguf"));
-        convert_ok(&["hf", single.to_str().unwrap(), "-o", o1.to_str().unwrap(), "-t", ty, "-q"]);
-        convert_ok(&["hf", sharded.to_str().unwrap(), "-o", o2.to_str().unwrap(), "-t", ty, "-q"]);
-        assert!(std::fs::read(&o1).unwrap() == std::fs::read(&o2).unwrap(), "{ty}");
+        convert_ok(&[
+            "hf",
+            single.to_str().unwrap(),
+            "-o",
+            o1.to_str().unwrap(),
+            "-t",
+            ty,
+            "-q",
+        ]);
+        convert_ok(&[
+            "hf",
+            sharded.to_str().unwrap(),
+            "-o",
+            o2.to_str().unwrap(),
+            "-t",
+            ty,
+            "-q",
+        ]);
+        assert!(
+            std::fs::read(&o1).unwrap() == std::fs::read(&o2).unwrap(),
+            "{ty}"
+        );
     }
     // bf16 → BF16 keeps the checkpoint's bits.
     let f = GgufFile::open(dir.join("one-bf16.gguf")).unwrap();

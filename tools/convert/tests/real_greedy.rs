@@ -1,15 +1,19 @@
 //! The real Gemma 3 270M against llama.cpp: greedy continuations of the prompts in
 //! `tests/data/real_greedy_llamacpp.json` (made by `tools/gen_llamacpp_greedy.py` with
-//! llama-cpp-python) for the shipped Q4_K_M file and Q8_0 / Q4_0 files requantized from it by
-//! this converter.
+//! llama-cpp-python) for the shipped Q4_K_M file and Q8_0 / Q4_0 / F32 files requantized
+//! (dequantized) from it by this converter.
 //!
-//! Two correct implementations of this model do not agree bit for bit: activations are
-//! quantized to 8 bits before every product and the model's activations have large outliers,
-//! so float rounding differences (summation order, f16 conversions) move its logits by up to ~1
-//! (llama.cpp vs transformers on dequantized weights differ by as much). Greedy paths can only
-//! be compared where llama.cpp's choice is clear: the test requires identical tokens up to the
-//! first step whose top-2 logit margin (in llama.cpp) is below `CLEAR_MARGIN`, and at least
-//! `MIN_FULL_RUNS` prompts per file whose whole 32-token path is clear and identical.
+//! - F32 file: no 8-bit activations on either side, the engines differ only by float rounding,
+//!   and the free-running greedy continuations must be identical.
+//! - Quantized files: both engines quantize every activation row to 8 bits before each product,
+//!   and this model's activations have large outliers, so a rounding difference that flips one
+//!   8-bit value moves the logits by up to ~1 (our own AVX-512 and scalar paths differ that
+//!   much; llama.cpp and transformers on the same dequantized weights too). A free-running path
+//!   therefore parts from llama.cpp's at the first near tie and never comes back. What is
+//!   compared instead is every step of llama.cpp's path, teacher-forced: our argmax must equal
+//!   llama.cpp's token at ≥ `MIN_AGREEMENT` of the steps and its token must always be within
+//!   `MAX_GAP` of our best logit. A wrong norm, mask or kernel drops the agreement to a few
+//!   percent.
 
 use edgegemma::kv::CacheType;
 use edgegemma::model::{self, RunConfig};
@@ -18,8 +22,10 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const CLEAR_MARGIN: f64 = 0.5;
-const MIN_FULL_RUNS: usize = 5;
+const MIN_AGREEMENT: f64 = 0.95;
+const MAX_GAP: f32 = 1.0;
+/// F32: prompts whose 32 free-running greedy tokens must equal llama.cpp's.
+const MIN_IDENTICAL_F32: usize = 5;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -28,20 +34,23 @@ fn repo() -> PathBuf {
 fn real_model() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("EDGEGEMMA_REAL_MODEL") {
         let p = PathBuf::from(p);
-        assert!(p.exists(), "EDGEGEMMA_REAL_MODEL={} does not exist", p.display());
+        assert!(
+            p.exists(),
+            "EDGEGEMMA_REAL_MODEL={} does not exist",
+            p.display()
+        );
         return Some(p);
     }
     let p = repo().join("models/real/gemma3-270m-q4_k_m.gguf");
     p.exists().then_some(p)
 }
 
-fn fnv1a64(path: &Path) -> String {
-    let data = std::fs::read(path).unwrap();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in data {
-        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{h:016x}")
+fn sha256(path: &Path) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let mut f = std::fs::File::open(path).unwrap();
+    std::io::copy(&mut f, &mut h).unwrap();
+    format!("{:x}", h.finalize())
 }
 
 fn requantized(real: &Path, ty: &str) -> PathBuf {
@@ -70,6 +79,14 @@ fn ids(v: &Value) -> Vec<u32> {
         .collect()
 }
 
+fn argmax(row: &[f32]) -> u32 {
+    row.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap()
+        .0 as u32
+}
+
 #[test]
 fn greedy_continuations_match_llama_cpp() {
     let Some(real) = real_model() else {
@@ -88,8 +105,8 @@ fn greedy_continuations_match_llama_cpp() {
             requantized(&real, name)
         };
         assert_eq!(
-            fnv1a64(&path),
-            entry["fnv1a64"].as_str().unwrap(),
+            sha256(&path),
+            entry["sha256"].as_str().unwrap(),
             "{name}: not the file llama.cpp was run on"
         );
         let run = RunConfig {
@@ -100,53 +117,73 @@ fn greedy_continuations_match_llama_cpp() {
         let (mut m, file) = model::load(&path, &run).unwrap();
         let tok = Tokenizer::from_gguf_file(&file).unwrap();
         let n_valid = tok.len().min(m.n_vocab());
-        let (mut full, mut compared) = (0, 0);
+        let (mut steps, mut agree, mut worst_gap, mut identical) = (0usize, 0usize, 0f32, 0usize);
         for r in entry["runs"].as_array().unwrap() {
             let prompt = r["prompt"].as_str().unwrap();
             let prompt_ids = tok.encode(prompt, true, true);
-            assert_eq!(prompt_ids, ids(&r["prompt_ids"]), "{name}: prompt ids of {prompt:?}");
+            assert_eq!(
+                prompt_ids,
+                ids(&r["prompt_ids"]),
+                "{name}: prompt ids of {prompt:?}"
+            );
             let want = ids(&r["generated_ids"]);
-            let margins: Vec<f64> = r["margins"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap())
-                .collect();
-            let clear = margins
-                .iter()
-                .position(|&mg| mg < CLEAR_MARGIN)
-                .unwrap_or(margins.len());
+
+            // Teacher-forced: our logits at every step of llama.cpp's path.
+            let mut path_ids = prompt_ids.clone();
+            path_ids.extend_from_slice(&want);
+            let mut rows: Vec<(u32, f32)> = Vec::new(); // (our argmax, our max − llama.cpp's token)
+            let mut j = 0usize;
+            m.reset();
+            m.eval_all(&path_ids, &mut |row| {
+                if j + 1 >= prompt_ids.len() && j + 1 - prompt_ids.len() < want.len() {
+                    let target = want[j + 1 - prompt_ids.len()] as usize;
+                    let row = &row[..n_valid];
+                    let best = argmax(row);
+                    rows.push((best, row[best as usize] - row[target]));
+                }
+                j += 1;
+            })
+            .unwrap();
+            for (i, &(best, gap)) in rows.iter().enumerate() {
+                steps += 1;
+                agree += usize::from(best == want[i]);
+                worst_gap = worst_gap.max(gap);
+            }
+
+            // Free-running.
             m.reset();
             let mut got = Vec::new();
             let mut logits = m.eval(&prompt_ids).unwrap().to_vec();
             while got.len() < n_gen {
-                let next = logits[..n_valid]
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .unwrap()
-                    .0 as u32;
+                let next = argmax(&logits[..n_valid]);
                 if tok.is_eog(next) {
                     break;
                 }
                 got.push(next);
                 logits = m.eval(&[next]).unwrap().to_vec();
             }
-            let k = clear.min(want.len());
-            assert_eq!(
-                got[..k.min(got.len())],
-                want[..k],
-                "{name}: {prompt:?} differs from llama.cpp within its first {k} clear steps"
-            );
-            compared += k;
-            if clear == margins.len() && got == want {
-                full += 1;
-            }
+            identical += usize::from(got == want);
         }
-        eprintln!("{name}: {full} prompts identical over the whole path, {compared} clear tokens compared");
-        assert!(
-            full >= MIN_FULL_RUNS,
-            "{name}: only {full} prompts fully clear and identical (need {MIN_FULL_RUNS})"
+        let rate = agree as f64 / steps as f64;
+        eprintln!(
+            "{name}: teacher-forced argmax agreement {agree}/{steps} ({:.1}%), worst gap {worst_gap:.3}; \
+             free-running identical for {identical}/{} prompts",
+            100.0 * rate,
+            entry["runs"].as_array().unwrap().len()
         );
+        assert!(
+            rate >= MIN_AGREEMENT,
+            "{name}: agreement {rate:.3} < {MIN_AGREEMENT}"
+        );
+        assert!(
+            worst_gap <= MAX_GAP,
+            "{name}: llama.cpp's token {worst_gap} below our best"
+        );
+        if name == "f32" {
+            assert!(
+                identical >= MIN_IDENTICAL_F32,
+                "f32: only {identical} free-running continuations identical to llama.cpp's"
+            );
+        }
     }
 }

@@ -27,7 +27,12 @@ fn real_types() -> Vec<(String, Vec<u64>, GgmlType)> {
         .map(|l| {
             let mut f = l.split('\t');
             let name = f.next().unwrap().to_string();
-            let dims = f.next().unwrap().split(',').map(|x| x.parse().unwrap()).collect();
+            let dims = f
+                .next()
+                .unwrap()
+                .split(',')
+                .map(|x| x.parse().unwrap())
+                .collect();
             (name, dims, ggml_type(f.next().unwrap()))
         })
         .collect()
@@ -42,7 +47,10 @@ fn q4_k_m_plan_for_the_real_shapes_equals_llama_cpp_types() {
     sorted.sort_by_key(|n| tensor_order(n));
     let names: Vec<&str> = real.iter().map(|(n, _, _)| n.as_str()).collect();
     assert_eq!(names, sorted);
-    let shapes: Vec<(&str, &[u64])> = real.iter().map(|(n, d, _)| (n.as_str(), d.as_slice())).collect();
+    let shapes: Vec<(&str, &[u64])> = real
+        .iter()
+        .map(|(n, d, _)| (n.as_str(), d.as_slice()))
+        .collect();
     let choices = choose_types(&shapes, FileType::Q4KM, false, 18);
     let mut fallbacks = 0;
     for ((name, _, want), c) in real.iter().zip(&choices) {
@@ -72,7 +80,11 @@ fn gemma3_1b_shapes_hit_the_same_fallbacks() {
     }
     let shapes: Vec<(&str, &[u64])> = t.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
     let c = choose_types(&shapes, FileType::Q4KM, false, 26);
-    let ty = |name: &str| c[t.iter().position(|(n, _)| n == name).unwrap()].ty.unwrap();
+    let ty = |name: &str| {
+        c[t.iter().position(|(n, _)| n == name).unwrap()]
+            .ty
+            .unwrap()
+    };
     assert_eq!(ty("token_embd.weight"), GgmlType::Q8_0);
     assert_eq!(ty("blk.0.attn_q.weight"), GgmlType::Q5_0);
     assert_eq!(ty("blk.0.attn_v.weight"), GgmlType::Q8_0); // Q6_K → Q8_0
@@ -99,14 +111,22 @@ fn real_model() -> Option<PathBuf> {
 #[test]
 fn requantizing_the_real_file_to_q4_k_m_changes_nothing() {
     let Some(path) = real_model() else {
-        eprintln!("skipped: models/real/gemma3-270m-q4_k_m.gguf is absent (tools/fetch-real-model.sh)");
+        eprintln!(
+            "skipped: models/real/gemma3-270m-q4_k_m.gguf is absent (tools/fetch-real-model.sh)"
+        );
         return;
     };
     let file = GgufFile::open(&path).unwrap();
     // No --allow-requantize: the plan must keep every tensor's type.
-    let plan = requantize::plan(&file, FileType::Q4KM, false, false, &mut |w| panic!("{w}")).unwrap();
+    let plan =
+        requantize::plan(&file, FileType::Q4KM, false, false, &mut |w| panic!("{w}")).unwrap();
     assert_eq!(plan.jobs.len(), file.tensor_count());
     for j in &plan.jobs {
-        assert_eq!(j.ty, file.tensor(&j.name).unwrap().ggml_type(), "{}", j.name);
+        assert_eq!(
+            j.ty,
+            file.tensor(&j.name).unwrap().ggml_type(),
+            "{}",
+            j.name
+        );
     }
 }

@@ -62,7 +62,10 @@ fn sentencepiece_model_and_tokenizer_json_agree() {
     ]);
     let sf = GgufFile::open(&spm_out).unwrap();
     assert_eq!(sf.get_str_array("tokenizer.ggml.tokens").unwrap(), tokens);
-    assert_eq!(sf.get_i32_array("tokenizer.ggml.token_type").unwrap(), types);
+    assert_eq!(
+        sf.get_i32_array("tokenizer.ggml.token_type").unwrap(),
+        types
+    );
     let spm_scores = sf.get_f32_array("tokenizer.ggml.scores").unwrap();
     for (i, (&a, &b)) in spm_scores.iter().zip(&scores).enumerate() {
         let want = if types[i] == 1 { b - 0.5 } else { b };

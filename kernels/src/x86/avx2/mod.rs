@@ -137,13 +137,14 @@ pub(crate) unsafe fn hsum_tile<const NW: usize, const NA: usize>(
 }
 
 /// The 32 4-bit values of a Q4_0 / Q4_1 / Q5 block's `qs` as bytes in element order (low
-/// nibbles are elements 0-15, high nibbles 16-31).
+/// nibbles are elements 0-15, high nibbles 16-31): the 16 bytes are loaded into both halves
+/// (a load-only broadcast) and the upper half shifted by 4.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn nibbles32(qs: *const u8) -> __m256i {
-    let t = unsafe { load128(qs) };
-    let both = _mm256_set_m128i(_mm_srli_epi16::<4>(t), t);
-    _mm256_and_si256(both, _mm256_set1_epi8(0x0f))
+    let both = _mm256_broadcastsi128_si256(unsafe { load128(qs) });
+    let shifted = _mm256_srlv_epi32(both, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+    _mm256_and_si256(shifted, _mm256_set1_epi8(0x0f))
 }
 
 /// Byte `i` is 0xff where bit `i` of `bits` is set, else 0 (Q5 high bits).

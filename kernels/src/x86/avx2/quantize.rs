@@ -4,7 +4,7 @@
 //! (Q8_0/Q8_1: half away from zero, Q8_K: half to even). Blocks whose inverse scale is not
 //! finite (subnormal maxima, infinities) go through the scalar code.
 
-use crate::formats::{self, f32_to_f16_bits, BlockQ8_0, BlockQ8_1, BlockQ8_K, FormatError, QK_K};
+use crate::formats::{self, BlockQ8_0, BlockQ8_1, BlockQ8_K, FormatError, QK_K};
 use crate::types::GgmlType;
 use bytemuck::Zeroable;
 use std::arch::x86_64::*;
@@ -21,6 +21,15 @@ pub(crate) fn quantize_act(dot_ty: GgmlType, x: &[f32], dst: &mut [u8]) -> Resul
         _ => return formats::quantize_row(dot_ty, x, dst),
     }
     Ok(())
+}
+
+/// f32 to f16 bits with F16C, rounding to nearest even like `formats::f32_to_f16_bits` (only
+/// called with finite scales).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_bits(x: f32) -> [u8; 2] {
+    let h = _mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set_ss(x));
+    (_mm_extract_epi16::<0>(h) as u16).to_le_bytes()
 }
 
 /// Largest |v| over `n` vectors at `x` (NaN lanes ignored, as `f32::max` does).
@@ -93,7 +102,7 @@ unsafe fn quantize_q8_0(x: &[f32], dst: &mut [u8]) {
             yb.copy_from_slice(bytemuck::bytes_of(&blk));
             continue;
         }
-        yb[..2].copy_from_slice(&f32_to_f16_bits(d).to_le_bytes());
+        yb[..2].copy_from_slice(&unsafe { f16_bits(d) });
         unsafe { q8_32(xb.as_ptr(), id, yb.as_mut_ptr().add(2)) };
     }
 }
@@ -111,8 +120,8 @@ unsafe fn quantize_q8_1(x: &[f32], dst: &mut [u8]) {
             continue;
         }
         let sum = unsafe { q8_32(xb.as_ptr(), id, yb.as_mut_ptr().add(4)) };
-        yb[..2].copy_from_slice(&f32_to_f16_bits(d).to_le_bytes());
-        yb[2..4].copy_from_slice(&f32_to_f16_bits(sum as f32 * d).to_le_bytes());
+        yb[..2].copy_from_slice(&unsafe { f16_bits(d) });
+        yb[2..4].copy_from_slice(&unsafe { f16_bits(sum as f32 * d) });
     }
 }
 
