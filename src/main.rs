@@ -40,6 +40,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A bad EDGEGEMMA_KERNELS (unknown path, or one this CPU lacks) is refused up front.
+    if let Err(e) = edgegemma::kernels::dispatch::select() {
+        eprintln!("edgegemma: error: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Inspect(args) => cli::inspect::run(&args),
         Command::Logits(args) => cli::logits::run(&args),

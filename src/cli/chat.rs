@@ -2,7 +2,7 @@
 //! recurrent state) is kept across turns: each turn feeds only the new text. `/reset` starts
 //! over, `/quit` (or end of input) leaves.
 
-use super::common::{load_state, save_state, set_threads, ModelArgs};
+use super::common::{load_state, save_state, with_threads, ModelArgs};
 use super::run::SamplingArgs;
 use super::CliResult;
 use clap::Args;
@@ -34,8 +34,11 @@ pub struct ChatArgs {
 }
 
 pub fn run(args: &ChatArgs) -> CliResult {
+    with_threads(args.model.threads, || run_in_pool(args))
+}
+
+fn run_in_pool(args: &ChatArgs) -> CliResult {
     let sampler_cfg = args.sampling.config()?;
-    set_threads(args.model.threads)?;
     let (mut model, file) = edgegemma::model::load(&args.model.model, &args.model.run_config())?;
     let tok = Tokenizer::from_gguf_file(&file)?;
     let mut sampler = Sampler::new(sampler_cfg);

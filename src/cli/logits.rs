@@ -1,7 +1,7 @@
 //! `edgegemma logits`: every position's logits for given token ids, as a NumPy f32 array
 //! `[n_tokens, n_vocab]` — how users and tests compare implementations.
 
-use super::common::{set_threads, ModelArgs};
+use super::common::{with_threads, ModelArgs};
 use super::CliResult;
 use clap::Args;
 use edgegemma::npy;
@@ -21,7 +21,10 @@ pub struct LogitsArgs {
 }
 
 pub fn run(args: &LogitsArgs) -> CliResult {
-    set_threads(args.model.threads)?;
+    with_threads(args.model.threads, || run_in_pool(args))
+}
+
+fn run_in_pool(args: &LogitsArgs) -> CliResult {
     let (mut model, _file) = edgegemma::model::load(&args.model.model, &args.model.run_config())?;
     let n_vocab = model.n_vocab();
     let out_path = &args.output;

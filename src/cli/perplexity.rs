@@ -2,7 +2,7 @@
 //! stream is cut into chunks of `ctx` tokens, each starting with BOS, and only the second half
 //! of every chunk is scored (so every scored token has at least ctx/2 tokens of context).
 
-use super::common::{set_threads, ModelArgs};
+use super::common::{with_threads, ModelArgs};
 use super::CliResult;
 use clap::Args;
 use edgegemma::tokenizer::Tokenizer;
@@ -25,9 +25,12 @@ pub struct PerplexityArgs {
 }
 
 pub fn run(args: &PerplexityArgs) -> CliResult {
+    with_threads(args.model.threads, || run_in_pool(args))
+}
+
+fn run_in_pool(args: &PerplexityArgs) -> CliResult {
     let text = std::fs::read_to_string(&args.file)
         .map_err(|e| format!("{}: cannot read: {e}", args.file.display()))?;
-    set_threads(args.model.threads)?;
     let n_ctx = args.model.ctx;
     if n_ctx < 4 {
         return Err("perplexity needs -c/--ctx of at least 4 tokens".into());

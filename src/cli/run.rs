@@ -1,7 +1,7 @@
 //! `edgegemma run`: complete a prompt, streaming text to stdout and one timing line to stderr
 //! (or, with `--json`, one JSON object on stdout).
 
-use super::common::{load_state, save_state, set_threads, ModelArgs};
+use super::common::{load_state, save_state, with_threads, ModelArgs};
 use super::CliResult;
 use clap::Args;
 use edgegemma::generate::{generate, StopReason};
@@ -87,6 +87,10 @@ pub struct RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> CliResult {
+    with_threads(args.model.threads, || run_in_pool(args))
+}
+
+fn run_in_pool(args: &RunArgs) -> CliResult {
     let prompt = match (&args.prompt, &args.file) {
         (Some(p), _) => p.clone(),
         (None, Some(f)) => std::fs::read_to_string(f)
@@ -94,7 +98,6 @@ pub fn run(args: &RunArgs) -> CliResult {
         (None, None) => return Err("give a prompt with -p TEXT or -f FILE".into()),
     };
     let sampler_cfg = args.sampling.config()?;
-    set_threads(args.model.threads)?;
     let t0 = Instant::now();
     let (mut model, file) = edgegemma::model::load(&args.model.model, &args.model.run_config())?;
     let tok = Tokenizer::from_gguf_file(&file)?;

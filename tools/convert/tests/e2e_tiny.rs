@@ -317,7 +317,10 @@ fn recurrentgemma_matches_transformers_until_the_window_edge() {
             let got = all_logits(m.as_mut(), &ids, cols);
             let n = window * cols;
             let (diff, same) = compare(&got[..n], &hf[..n], cols);
-            assert!(diff <= 1e-3 && same, "{name}: vs transformers before W: {diff}");
+            assert!(
+                diff <= 1e-3 && same,
+                "{name}: vs transformers before W: {diff}"
+            );
             // ... and from W on the conventions differ measurably (the window edge is real).
             let (after, _) = compare(&got[n..], &hf[n..], cols);
             assert!(after > 1e-3, "{name}: window edge not visible ({after})");
