@@ -268,11 +268,15 @@ impl ModelInfo {
             .ok()
             .flatten()
             .filter(|_| add_bos);
-        let ctx_limit = f
-            .get_u32_opt(&format!("{arch}.context_length"))
-            .ok()
-            .flatten()
-            .map_or(DEFAULT_CTX_LIMIT, |c| c as usize);
+        // RecurrentGemma's state is bounded: its context_length is informational.
+        let ctx_limit = if arch == "recurrentgemma" {
+            usize::MAX
+        } else {
+            f.get_u32_opt(&format!("{arch}.context_length"))
+                .ok()
+                .flatten()
+                .map_or(DEFAULT_CTX_LIMIT, |c| c as usize)
+        };
         Ok(ModelInfo {
             path: path.to_path_buf(),
             desc: format!("{arch} {size_label} {ftype}"),

@@ -4,7 +4,7 @@
 //! (dequantized) from it by this converter.
 //!
 //! - F32 file: no 8-bit activations on either side, the engines differ only by float rounding,
-//!   and the free-running greedy continuations must be identical.
+//!   and every free-running greedy continuation must be identical.
 //! - Quantized files: both engines quantize every activation row to 8 bits before each product,
 //!   and this model's activations have large outliers, so a rounding difference that flips one
 //!   8-bit value moves the logits by up to ~1 (our own AVX-512 and scalar paths differ that
@@ -24,8 +24,10 @@ use std::process::Command;
 
 const MIN_AGREEMENT: f64 = 0.95;
 const MAX_GAP: f32 = 1.0;
-/// F32: prompts whose 32 free-running greedy tokens must equal llama.cpp's.
-const MIN_IDENTICAL_F32: usize = 5;
+/// Prompts (of 20) whose 32 free-running greedy tokens must equal llama.cpp's: all of them for
+/// the F32 file; for the quantized files the paths part at near ties, 10-13 of 20 are identical
+/// on the x86 machines here, and at least 5 must be.
+const MIN_IDENTICAL_QUANTIZED: usize = 5;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -179,11 +181,15 @@ fn greedy_continuations_match_llama_cpp() {
             worst_gap <= MAX_GAP,
             "{name}: llama.cpp's token {worst_gap} below our best"
         );
-        if name == "f32" {
-            assert!(
-                identical >= MIN_IDENTICAL_F32,
-                "f32: only {identical} free-running continuations identical to llama.cpp's"
-            );
-        }
+        let n_runs = entry["runs"].as_array().unwrap().len();
+        let need = if name == "f32" {
+            n_runs
+        } else {
+            MIN_IDENTICAL_QUANTIZED
+        };
+        assert!(
+            identical >= need,
+            "{name}: only {identical} free-running continuations identical to llama.cpp's (need {need})"
+        );
     }
 }
