@@ -87,14 +87,31 @@ pub(crate) fn attend(
     let group = p.n_head / p.n_head_kv;
     let q_dim = p.n_head * hd;
     let kv_dim = p.n_head_kv * hd;
+    // Tasks are (token, KV head, slice of its query heads). Decode with multi-query attention
+    // has a single (token, KV head) pair, so the query heads are split until every thread has
+    // work; each head's arithmetic is the same whatever the split.
+    let threads = rayon::current_num_threads();
+    let base = n * p.n_head_kv;
+    let splits = if base >= threads {
+        1
+    } else {
+        let want = threads.div_ceil(base);
+        (want..=group).find(|s| group % s == 0).unwrap_or(group)
+    };
+    let heads = group / splits;
     let task = |(i, out_g): (usize, &mut [f32])| {
-        let (t, g) = (i / p.n_head_kv, i % p.n_head_kv);
+        let (t, g, s) = (
+            i / (p.n_head_kv * splits),
+            (i / splits) % p.n_head_kv,
+            i % splits,
+        );
         let pos = pos0 + t;
         let first = match p.window {
             Some(w) => (pos + 1).saturating_sub(w),
             None => 0,
         };
-        let q_g = &q[t * q_dim + g * group * hd..t * q_dim + (g + 1) * group * hd];
+        let q0 = t * q_dim + (g * group + s * heads) * hd;
+        let q_g = &q[q0..q0 + heads * hd];
         let mut kbuf = [0.0f32; MAX_HEAD_DIM];
         let mut vbuf = [0.0f32; MAX_HEAD_DIM];
         let mut max = [f32::NEG_INFINITY; MAX_GROUP_FLOATS / 2];
@@ -108,7 +125,7 @@ pub(crate) fn attend(
                 cache.read(j, g, &mut kbuf[..hd], &mut vbuf[..hd]);
                 (&kbuf[..hd], &vbuf[..hd])
             };
-            for h in 0..group {
+            for h in 0..heads {
                 let mut score = ops::dot(&q_g[h * hd..(h + 1) * hd], k) * p.scale;
                 if let Some(c) = p.softcap {
                     score = ops::softcap(score, c);
@@ -127,19 +144,21 @@ pub(crate) fn attend(
                 }
             }
         }
-        for h in 0..group {
+        for h in 0..heads {
             let inv = 1.0 / sum[h];
             out_g[h * hd..(h + 1) * hd]
                 .iter_mut()
                 .for_each(|a| *a *= inv);
         }
     };
-    let chunks = out[..n * q_dim].par_chunks_mut(group * hd).enumerate();
-    if n * p.n_head_kv > 1 && rayon::current_num_threads() > 1 {
-        chunks.for_each(task);
+    if base * splits > 1 && threads > 1 {
+        out[..n * q_dim]
+            .par_chunks_mut(heads * hd)
+            .enumerate()
+            .for_each(task);
     } else {
         out[..n * q_dim]
-            .chunks_mut(group * hd)
+            .chunks_mut(heads * hd)
             .enumerate()
             .for_each(task);
     }
