@@ -96,7 +96,9 @@ pub(crate) fn attend(
         1
     } else {
         let want = threads.div_ceil(base);
-        (want..=group).find(|s| group % s == 0).unwrap_or(group)
+        (want..=group)
+            .find(|&s| group.is_multiple_of(s))
+            .unwrap_or(group)
     };
     let heads = group / splits;
     let task = |(i, out_g): (usize, &mut [f32])| {
