@@ -119,6 +119,7 @@ pub struct Kernels {
     pub path: Path,
     pub quantize_act: QuantizeActFn,
     dot_rows_for: fn(GgmlType) -> DotRowsFn,
+    gemm_for: fn(GgmlType) -> DotRowsFn,
 }
 
 impl Kernels {
@@ -126,19 +127,28 @@ impl Kernels {
         path: Path,
         quantize_act: QuantizeActFn,
         dot_rows_for: fn(GgmlType) -> DotRowsFn,
+        gemm_for: fn(GgmlType) -> DotRowsFn,
     ) -> Kernels {
         Kernels {
             name: path.name(),
             path,
             quantize_act,
             dot_rows_for,
+            gemm_for,
         }
     }
 
-    /// The multi-row dot kernel for weights of type `ty` (one of the weight types
-    /// `formats::vec_dot_type` accepts).
+    /// The decode kernel for weights of type `ty` (one of the weight types
+    /// `formats::vec_dot_type` accepts): built for one activation row streaming the weights
+    /// once (it accepts any `n_act`).
     pub fn dot_rows(&self, ty: GgmlType) -> DotRowsFn {
         (self.dot_rows_for)(ty)
+    }
+
+    /// The prefill kernel for weights of type `ty`: built for many activation rows (a batch of
+    /// tokens) against the same weights (it accepts any `n_act`, 1 included).
+    pub fn gemm(&self, ty: GgmlType) -> DotRowsFn {
+        (self.gemm_for)(ty)
     }
 }
 
@@ -173,7 +183,12 @@ fn scalar_table(_ty: GgmlType) -> DotRowsFn {
     dot_rows_scalar
 }
 
-static SCALAR: Kernels = Kernels::new(Path::Scalar, formats::quantize_row, scalar_table);
+static SCALAR: Kernels = Kernels::new(
+    Path::Scalar,
+    formats::quantize_row,
+    scalar_table,
+    scalar_table,
+);
 
 /// The scalar reference table (what every other path is tested against).
 pub fn scalar() -> &'static Kernels {

@@ -5,7 +5,7 @@
 //! rows are split over the rayon pool; every worker streams its rows once and computes every
 //! activation row against them (prefill reads the weights once, not once per token).
 
-use crate::dispatch::{kernels, Kernels};
+use crate::dispatch::{kernels, DotRowsFn, Kernels};
 use crate::formats::{self, vec_dot_type, FormatError};
 use crate::types::GgmlType;
 use rayon::prelude::*;
@@ -264,7 +264,27 @@ pub fn matmul_with(
     if w.rows == 0 || n == 0 {
         return Ok(());
     }
-    let dot_rows = k.dot_rows(w.ty);
+    if n == 1 {
+        run_decode(k, w, acts, out);
+    } else {
+        run_prefill(k, w, acts, out);
+    }
+    Ok(())
+}
+
+/// One activation row (a decode step): the decode kernel, weight rows split over the pool.
+fn run_decode(k: &Kernels, w: &WeightMatrix, acts: &QuantizedActs, out: &mut [f32]) {
+    run_row_split(k.dot_rows(w.ty), w, acts, out)
+}
+
+/// A batch of activation rows (prefill): the prefill kernel, weight rows split over the pool.
+fn run_prefill(k: &Kernels, w: &WeightMatrix, acts: &QuantizedActs, out: &mut [f32]) {
+    run_row_split(k.gemm(w.ty), w, acts, out)
+}
+
+/// Runs `dot_rows` over every weight row, split into tasks of whole rows on the current pool.
+fn run_row_split(dot_rows: DotRowsFn, w: &WeightMatrix, acts: &QuantizedActs, out: &mut [f32]) {
+    let n = acts.n;
     let out_ptr = OutPtr(out.as_mut_ptr());
     let threads = rayon::current_num_threads();
     let per_task = rows_per_task(w.rows, w.row_bytes, n, threads);
@@ -295,5 +315,4 @@ pub fn matmul_with(
     } else {
         (0..n_tasks).into_par_iter().for_each(work);
     }
-    Ok(())
 }

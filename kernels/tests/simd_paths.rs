@@ -112,9 +112,12 @@ fn row_bytes(ty: GgmlType, cols: usize) -> usize {
     ty.row_bytes(cols as u64).unwrap() as usize
 }
 
-/// Runs `k`'s kernel for `ty` on the given rows; returns `out[t * n_w + r]`.
+/// Runs `k`'s decode kernel (`gemm == false`) or prefill kernel for `ty` on the given rows;
+/// returns `out[t * n_w + r]`.
+#[allow(clippy::too_many_arguments)]
 fn run_dot_rows(
     k: &Kernels,
+    gemm: bool,
     ty: GgmlType,
     cols: usize,
     w: &[u8],
@@ -126,7 +129,7 @@ fn run_dot_rows(
     let mut out = vec![f32::NAN; n_w * n_act];
     // SAFETY: sizes are consistent and `out` is exclusively ours; `k` came from `table`.
     unsafe {
-        (k.dot_rows(ty))(
+        (if gemm { k.gemm(ty) } else { k.dot_rows(ty) })(
             ty,
             cols,
             w,
@@ -421,15 +424,17 @@ fn integer_parts_are_exact() {
                     }
                 }
                 for (k, count) in kernels.iter().zip(&mut checked) {
-                    let got = run_dot_rows(k, ty, cols, &w, n_w, &acts, n_act);
-                    for (i, (&g, &e)) in got.iter().zip(&want).enumerate() {
-                        assert!(
-                            g == e,
-                            "{}: {ty} cols={cols} rows={n_w} acts={n_act}: out[{i}] = {g}, reference {e}",
-                            k.name
-                        );
+                    for gemm in [false, true] {
+                        let got = run_dot_rows(k, gemm, ty, cols, &w, n_w, &acts, n_act);
+                        for (i, (&g, &e)) in got.iter().zip(&want).enumerate() {
+                            assert!(
+                                g == e,
+                                "{} (gemm: {gemm}): {ty} cols={cols} rows={n_w} acts={n_act}: out[{i}] = {g}, reference {e}",
+                                k.name
+                            );
+                        }
+                        *count += got.len();
                     }
-                    *count += got.len();
                 }
             }
         }
@@ -481,8 +486,8 @@ fn model_like_data_within_the_rounding_bound() {
                 } else {
                     2 * cols / ty.block_size()
                 };
-                for k in &kernels[1..] {
-                    let got = run_dot_rows(k, ty, cols, &w, n_w, &acts, n_act);
+                for (k, gemm) in kernels[1..].iter().flat_map(|k| [(k, false), (k, true)]) {
+                    let got = run_dot_rows(k, gemm, ty, cols, &w, n_w, &acts, n_act);
                     for t in 0..n_act {
                         for r in 0..n_w {
                             let i = t * n_w + r;

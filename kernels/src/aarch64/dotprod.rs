@@ -16,8 +16,12 @@ path_kernel!(Q4K, "neon,dotprod", q4_k, Sdot);
 path_kernel!(Q5K, "neon,dotprod", q5_k, Sdot);
 path_kernel!(Q6K, "neon,dotprod", q6_k, Sdot);
 
-pub(crate) static KERNELS: Kernels =
-    Kernels::new(Path::Dotprod, quantize::quantize_act, dot_rows_for);
+pub(crate) static KERNELS: Kernels = Kernels::new(
+    Path::Dotprod,
+    quantize::quantize_act,
+    dot_rows_for,
+    dot_rows_for,
+);
 
 /// Decode: 4 rows per call (2 for the K-quants, whose per-row state is larger); prefill 1 × 4.
 pub(super) fn dot_rows_for(ty: GgmlType) -> DotRowsFn {

@@ -13,7 +13,12 @@ use crate::simd_common::unpack_q4k_scales;
 use crate::types::GgmlType;
 use std::arch::aarch64::*;
 
-pub(crate) static KERNELS: Kernels = Kernels::new(Path::I8mm, quantize::quantize_act, dot_rows_for);
+pub(crate) static KERNELS: Kernels = Kernels::new(
+    Path::I8mm,
+    quantize::quantize_act,
+    dot_rows_for,
+    dot_rows_for,
+);
 
 fn dot_rows_for(ty: GgmlType) -> DotRowsFn {
     match ty {

@@ -19,7 +19,12 @@ path_kernel!(Q4K, "neon", q4_k, PlainDot);
 path_kernel!(Q5K, "neon", q5_k, PlainDot);
 path_kernel!(Q6K, "neon", q6_k, PlainDot);
 
-pub(crate) static KERNELS: Kernels = Kernels::new(Path::Neon, quantize::quantize_act, dot_rows_for);
+pub(crate) static KERNELS: Kernels = Kernels::new(
+    Path::Neon,
+    quantize::quantize_act,
+    dot_rows_for,
+    dot_rows_for,
+);
 
 /// Decode: 4 rows per call (2 for the K-quants, whose per-row state is larger); prefill 1 × 4.
 pub(super) fn dot_rows_for(ty: GgmlType) -> DotRowsFn {

@@ -4,6 +4,7 @@
 
 pub(crate) mod avx2;
 pub(crate) mod avx512;
+pub(crate) mod gemm;
 
 /// Implements [`RowKernel`](crate::rows::RowKernel) for a unit struct by forwarding to a
 /// `#[target_feature]` function generic over the tile shape.

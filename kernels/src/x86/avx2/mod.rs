@@ -30,11 +30,16 @@ use crate::simd_common::F16_TO_F32;
 use crate::types::GgmlType;
 use std::arch::x86_64::*;
 
-pub(crate) static KERNELS: Kernels = Kernels::new(Path::Avx2, quantize::quantize_act, dot_rows_for);
+pub(crate) static KERNELS: Kernels = Kernels::new(
+    Path::Avx2,
+    quantize::quantize_act,
+    dot_rows_for,
+    crate::x86::gemm::avx2_for,
+);
 
 /// Decode uses 4 weight rows per call (4 independent accumulator chains, activation block
 /// loaded once); prefill 1 × 4 tiles (each decoded weight block feeds 4 tokens).
-fn dot_rows_for(ty: GgmlType) -> DotRowsFn {
+pub(crate) fn dot_rows_for(ty: GgmlType) -> DotRowsFn {
     match ty {
         GgmlType::F32 => dot_rows::<F32, 4, 1, 4>,
         GgmlType::F16 => dot_rows::<F16, 4, 1, 4>,

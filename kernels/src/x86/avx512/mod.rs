@@ -18,9 +18,10 @@ pub(crate) static KERNELS: Kernels = Kernels::new(
     Path::Avx512,
     super::avx2::quantize::quantize_act,
     dot_rows_for,
+    crate::x86::gemm::avx512_for,
 );
 
-fn dot_rows_for(ty: GgmlType) -> DotRowsFn {
+pub(crate) fn dot_rows_for(ty: GgmlType) -> DotRowsFn {
     match ty {
         GgmlType::Q4_0 => dot_rows::<q4_0::Q4_0, 4, 1, 4>,
         GgmlType::Q5_0 => dot_rows::<q5_0::Q5_0, 4, 1, 4>,
