@@ -280,7 +280,12 @@ def main():
                          "closest to an idle machine when other work shares the cores)")
     ap.add_argument("-j", "--jobs", type=int, default=2, help="build jobs for llama.cpp")
     ap.add_argument("--setup-only", action="store_true", help="build everything, measure nothing")
+    ap.add_argument("--report", type=Path, metavar="RAW.jsonl",
+                    help="only print the table again from the raw rows of an earlier run")
     args = ap.parse_args()
+    if args.report:
+        print(report_from_raw(args), end="")
+        return
     threads = [int(t) for t in args.threads.split(",") if t.strip()]
     if not threads or min(threads) < 1 or args.rounds < 1 or args.repetitions < 1:
         die("--threads, --rounds and --repetitions must be positive")
@@ -317,13 +322,15 @@ def main():
     for rnd in range(args.rounds):
         for model in models:
             for t in threads:
-                key = (str(model), t)
                 # Bandwidth in its own process: its buffer would otherwise count in peak RSS.
                 text, _, _ = run_measured(
                     [edgegemma, "bench", "-m", model, "-t", t, "-p", "0", "-n", "1", "-r", "1",
                      "--no-warmup", "--mem-bw", "-q", "-o", "jsonl"], log_path)
                 row = jsonl_rows(text)[0]
-                bw.setdefault(key, []).append(row["mem_bw_bytes_per_s"])
+                bw.setdefault(t, []).append(row["mem_bw_bytes_per_s"])
+                raw.write(json.dumps({"round": rnd, "engine": "mem_bw", "model": str(model),
+                                      "threads": t, "bytes_per_s": row["mem_bw_bytes_per_s"]})
+                          + "\n")
                 engines = ["edgegemma", "llama.cpp"]
                 if rnd % 2 == 1:
                     engines.reverse()  # E L, then L E: neither always runs first
@@ -338,7 +345,7 @@ def main():
                     if not rows:
                         die(f"{engine} printed no result rows (log: {log_path})")
                     rec = {"round": rnd, "engine": engine, "model": str(model), "threads": t,
-                           "peak_rss_bytes": rss, "wall_s": wall,
+                           "peak_rss_bytes": rss, "wall_s": wall, "load": loads[-1],
                            "ts": {test_name(r): r["avg_ts"] for r in rows},
                            "sd": {test_name(r): r["stddev_ts"] for r in rows}, "rows": rows}
                     raw.write(json.dumps(rec) + "\n")
@@ -351,6 +358,36 @@ def main():
     md_path.write_text(report)
     print(report, end="")
     log(f"wrote {md_path} and {raw_path}")
+
+
+def report_from_raw(args):
+    """The table of an earlier run (its settings are taken from the rows, not the options)."""
+    results, bw, models, threads = {}, {}, [], []
+    try:
+        recs = [json.loads(line) for line in args.report.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError) as e:
+        die(f"{args.report}: {e}")
+    for rec in recs:
+        t = rec["threads"]
+        if t not in threads:
+            threads.append(t)
+        if rec["engine"] == "mem_bw":
+            bw.setdefault(t, []).append(rec["bytes_per_s"])
+            continue
+        if rec["model"] not in models:
+            models.append(rec["model"])
+        results.setdefault((rec["model"], t, rec["engine"]), []).append(rec)
+    if not results or not bw:
+        die(f"{args.report}: no result rows or no bandwidth rows in it")
+    row = next(iter(results.values()))[0]["rows"][0]
+    args.n_prompt = max(int(r["n_prompt"]) for v in results.values() for x in v for r in x["rows"])
+    args.n_gen = max(int(r["n_gen"]) for v in results.values() for x in v for r in x["rows"])
+    args.repetitions = len(row["samples_ns"])
+    args.rounds = max(x["round"] for v in results.values() for x in v) + 1
+    loads = [rec.get("load", float("nan")) for v in results.values() for rec in v]
+    quantizer = "edgegemma" if any(".edgegemma." in m for m in models) else (
+        "llama" if any(".llama." in m for m in models) else None)
+    return make_report(args, models, threads, results, bw, loads, quantizer)
 
 
 def git_version():
@@ -379,8 +416,9 @@ def make_report(args, models, threads, results, bw, loads, quantizer):
                  f"PyPI {LLAMA_CPP_PYTHON}, built here with GGML_NATIVE=ON.")
     lines.append(f"Settings: -p {args.n_prompt} -n {args.n_gen} -r {args.repetitions}, "
                  f"{args.rounds} alternating rounds per cell ({'best' if best else 'median'} shown); "
-                 f"1-minute load average during the run {min(loads):.1f}–{max(loads):.1f} "
-                 f"on {os.cpu_count()} CPUs; {datetime.date.today().isoformat()}.")
+                 f"1-minute load average before each run {min(loads):.1f}–{max(loads):.1f} "
+                 f"on {os.cpu_count()} CPUs (the benchmark itself adds 1–2); "
+                 f"{(first_e.get('test_time') or datetime.date.today().isoformat())[:10]}.")
     lines.append("")
     lines.append(f"| file | embd | threads | {pp} edgegemma | {pp} llama.cpp | ratio "
                  f"| {tg} edgegemma | {tg} llama.cpp | ratio | {tg} % of BW limit (E / L) "
@@ -397,7 +435,7 @@ def make_report(args, models, threads, results, bw, loads, quantizer):
             l_tg = hi([r["ts"][tg] for r in l if tg in r["ts"]] or [float("nan")])
             e_rss = lo([r["peak_rss_bytes"] for r in e])
             l_rss = lo([r["peak_rss_bytes"] for r in l])
-            limit = hi(bw[(str(model), t)]) / row0["weight_bytes_per_token"]
+            limit = hi(bw[t]) / row0["weight_bytes_per_token"]
             lines.append(
                 f"| {Path(model).name} | {row0.get('token_embd_type') or '?'} | {t} "
                 f"| {e_pp:.1f} | {l_pp:.1f} | {e_pp / l_pp:.2f} "
@@ -412,8 +450,7 @@ def make_report(args, models, threads, results, bw, loads, quantizer):
                  "read per token.")
     bpt = {Path(m).name: results[(str(m), threads[0], "edgegemma")][0]["rows"][0]["weight_bytes_per_token"]
            for m in models}
-    bws = ", ".join(f"{t} thread{'s' if t > 1 else ''}: "
-                    f"{hi([b for (m, tt), v in bw.items() if tt == t for b in v]) / 1e9:.1f} GB/s"
+    bws = ", ".join(f"{t} thread{'s' if t > 1 else ''}: {hi(bw[t]) / 1e9:.1f} GB/s"
                     for t in threads)
     lines.append(f"Read bandwidth ({args.stat}): {bws}. Weight bytes per token: "
                  + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in bpt.items()) + ".")
