@@ -5,6 +5,7 @@ pub mod dispatch;
 pub mod formats;
 pub mod matmul;
 pub mod types;
+pub mod vecops;
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
