@@ -23,6 +23,7 @@ use super::{state, LanguageModel, ModelError, Result, RunConfig};
 use crate::gguf::{GgufFile, Value};
 use crate::kv::{CacheType, KvRing};
 use crate::ops::{self, Rope};
+use rayon::prelude::*;
 
 /// Which member of the family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -337,8 +338,14 @@ impl Gemma {
                 KvRing::new(run.cache_type, slots, cfg.n_head_kv, hd)
             })
             .collect();
-        let rope_local = Rope::new(hd, hd, cfg.rope_base_local, 1.0);
-        let rope_global = Rope::new(hd, hd, cfg.rope_base_global, cfg.rope_freq_scale_global);
+        let rope_local = Rope::new(hd, hd, cfg.rope_base_local, 1.0, n_batch);
+        let rope_global = Rope::new(
+            hd,
+            hd,
+            cfg.rope_base_global,
+            cfg.rope_freq_scale_global,
+            n_batch,
+        );
         let nb = n_batch;
         let s = Scratch {
             x: vec![0.0; nb * d],
@@ -399,56 +406,60 @@ impl Gemma {
     }
 
     /// Runs the decoder stack on `tokens` (at most `n_batch`), leaving the final hidden states
-    /// in `s.x` and advancing the position.
+    /// in `s.x` and advancing the position. Every per-token step runs over the rayon pool in
+    /// rows of tokens (each row computed alone, so the split never changes a bit).
     fn forward_batch(&mut self, tokens: &[u32]) -> Result<()> {
-        let cfg = &self.cfg;
-        let map = self.file.mapped_bytes();
         let n = tokens.len();
-        let (d, hd) = (cfg.n_embd, cfg.head_dim);
-        let (q_dim, kv_dim) = (cfg.n_head * hd, cfg.n_head_kv * hd);
-        let s = &mut self.s;
-        let emb = self.token_embd.view(map);
-        for (t, &tok) in tokens.iter().enumerate() {
-            let row = &mut s.x[t * d..(t + 1) * d];
-            emb.dequantize_row(tok as usize, row)
-                .map_err(|e| ModelError(e.to_string()))?;
-            row.iter_mut().for_each(|v| *v *= cfg.embed_scale);
-        }
         let pos0 = self.pos;
-        for (layer, cache) in self.layers.iter().zip(self.caches.iter_mut()) {
-            // Attention sub-block.
-            for t in 0..n {
-                ops::rms_norm(
-                    &s.x[t * d..(t + 1) * d],
-                    &layer.attn_norm,
-                    cfg.eps,
-                    &mut s.u[t * d..(t + 1) * d],
-                );
-            }
+        let Gemma {
+            file,
+            cfg,
+            token_embd,
+            layers,
+            rope_local,
+            rope_global,
+            caches,
+            s,
+            ..
+        } = self;
+        let map = file.mapped_bytes();
+        let ops = ops::vec_ops();
+        let (d, hd, f, eps) = (cfg.n_embd, cfg.head_dim, cfg.n_ff, cfg.eps);
+        let (q_dim, kv_dim) = (cfg.n_head * hd, cfg.n_head_kv * hd);
+        embed(token_embd, map, tokens, cfg.embed_scale, &mut s.x[..n * d])?;
+        // One cos/sin table per RoPE base for the whole batch, shared by every layer.
+        rope_local.prepare(pos0, n);
+        rope_global.prepare(pos0, n);
+        for (layer, cache) in layers.iter().zip(caches.iter_mut()) {
+            // Attention sub-block: u = rms_norm(h); q, k, v.
+            norm_rows(&s.x[..n * d], &layer.attn_norm, eps, &mut s.u[..n * d], d);
             s.acts.invalidate();
             s.acts.matmul(map, &layer.wq, &s.u, n, &mut s.q)?;
             s.acts.matmul(map, &layer.wk, &s.u, n, &mut s.k)?;
             s.acts.matmul(map, &layer.wv, &s.u, n, &mut s.v)?;
-            if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
-                s.q[..n * q_dim]
-                    .chunks_exact_mut(hd)
-                    .for_each(|h| ops::rms_norm_in_place(h, qn, cfg.eps));
-                s.k[..n * kv_dim]
-                    .chunks_exact_mut(hd)
-                    .for_each(|h| ops::rms_norm_in_place(h, kn, cfg.eps));
-            }
-            let rope = if layer.local {
-                &self.rope_local
-            } else {
-                &self.rope_global
-            };
-            for t in 0..n {
-                rope.apply(&mut s.q[t * q_dim..(t + 1) * q_dim], pos0 + t);
-                rope.apply(&mut s.k[t * kv_dim..(t + 1) * kv_dim], pos0 + t);
-            }
-            // The batch attends to its own keys as the cache will hold them.
-            cache.cache_type().round_trip(&mut s.k[..n * kv_dim]);
-            cache.cache_type().round_trip(&mut s.v[..n * kv_dim]);
+            // [Gemma 3] QK-norm per head, RoPE, then keys and values rounded as the cache will
+            // hold them, so the batch attends to its own keys exactly as later steps will.
+            let rope: &Rope = if layer.local { rope_local } else { rope_global };
+            let ct = cache.cache_type();
+            let qk_norm = layer.q_norm.as_ref().zip(layer.k_norm.as_ref());
+            ops::par_rows2(
+                &mut s.q[..n * q_dim],
+                q_dim,
+                &mut s.k[..n * kv_dim],
+                kv_dim,
+                |t, q, k| {
+                    if let Some((qn, kn)) = qk_norm {
+                        q.chunks_exact_mut(hd)
+                            .for_each(|h| ops.rms_norm_in_place(h, qn, eps));
+                        k.chunks_exact_mut(hd)
+                            .for_each(|h| ops.rms_norm_in_place(h, kn, eps));
+                    }
+                    rope.apply(ops, q, t);
+                    rope.apply(ops, k, t);
+                    ct.round_trip(k);
+                },
+            );
+            ops::par_rows(&mut s.v[..n * kv_dim], kv_dim, |_, v| ct.round_trip(v));
             let window = if layer.local { cfg.window } else { None };
             attend(
                 &AttnParams {
@@ -476,38 +487,33 @@ impl Gemma {
                     &s.v[t * kv_dim..(t + 1) * kv_dim],
                 );
             }
+            // h = h + [post_attention_norm](Wo·a)
             s.acts.invalidate();
             s.acts.matmul(map, &layer.wo, &s.attn, n, &mut s.o)?;
-            for t in 0..n {
-                let o = &mut s.o[t * d..(t + 1) * d];
-                if let Some(w) = &layer.post_attn_norm {
-                    ops::rms_norm_in_place(o, w, cfg.eps);
-                }
-                ops::add_in_place(&mut s.x[t * d..(t + 1) * d], o);
-            }
-            // MLP sub-block.
-            for t in 0..n {
-                ops::rms_norm(
-                    &s.x[t * d..(t + 1) * d],
-                    &layer.ffn_norm,
-                    cfg.eps,
-                    &mut s.u[t * d..(t + 1) * d],
-                );
-            }
+            residual(
+                &mut s.o[..n * d],
+                layer.post_attn_norm.as_deref(),
+                eps,
+                &mut s.x[..n * d],
+                d,
+            );
+            // MLP sub-block: h = h + [post_ffw_norm](Wdown·(gelu(Wgate·u') ⊙ Wup·u')).
+            norm_rows(&s.x[..n * d], &layer.ffn_norm, eps, &mut s.u[..n * d], d);
             s.acts.invalidate();
             s.acts.matmul(map, &layer.gate, &s.u, n, &mut s.gate)?;
             s.acts.matmul(map, &layer.up, &s.u, n, &mut s.up)?;
-            let f = cfg.n_ff;
-            ops::geglu_in_place(&mut s.gate[..n * f], &s.up[..n * f]);
+            ops::par_rows2(&mut s.gate[..n * f], f, &mut s.up[..n * f], f, |_, g, u| {
+                ops.geglu(g, u)
+            });
             s.acts.invalidate();
             s.acts.matmul(map, &layer.down, &s.gate, n, &mut s.o)?;
-            for t in 0..n {
-                let m = &mut s.o[t * d..(t + 1) * d];
-                if let Some(w) = &layer.post_ffw_norm {
-                    ops::rms_norm_in_place(m, w, cfg.eps);
-                }
-                ops::add_in_place(&mut s.x[t * d..(t + 1) * d], m);
-            }
+            residual(
+                &mut s.o[..n * d],
+                layer.post_ffw_norm.as_deref(),
+                eps,
+                &mut s.x[..n * d],
+                d,
+            );
         }
         self.pos += n;
         Ok(())
@@ -519,14 +525,13 @@ impl Gemma {
         let map = self.file.mapped_bytes();
         let s = &mut self.s;
         let m = rows.len();
-        for (j, t) in rows.enumerate() {
-            ops::rms_norm(
-                &s.x[t * d..(t + 1) * d],
-                &self.output_norm,
-                self.cfg.eps,
-                &mut s.u[j * d..(j + 1) * d],
-            );
-        }
+        norm_rows(
+            &s.x[rows.start * d..rows.end * d],
+            &self.output_norm,
+            self.cfg.eps,
+            &mut s.u[..m * d],
+            d,
+        );
         s.acts.invalidate();
         let out = if all {
             &mut s.logits_all
@@ -535,10 +540,55 @@ impl Gemma {
         };
         s.acts.matmul(map, &self.output, &s.u, m, out)?;
         if let Some(c) = self.cfg.final_softcap {
-            ops::softcap_in_place(&mut out[..m * self.cfg.n_vocab], c);
+            softcap_all(&mut out[..m * self.cfg.n_vocab], c);
         }
         Ok(())
     }
+}
+
+/// `x[t] = E[tokens[t]] · scale` for every token, over the rayon pool.
+pub(super) fn embed(
+    emb: &MatRef,
+    map: &[u8],
+    tokens: &[u32],
+    scale: f32,
+    x: &mut [f32],
+) -> Result<()> {
+    let ops = ops::vec_ops();
+    let emb = emb.view(map);
+    let d = x.len() / tokens.len().max(1);
+    x.par_chunks_mut(d)
+        .zip(tokens.par_iter())
+        .try_for_each(|(row, &tok)| {
+            emb.dequantize_row(tok as usize, row)
+                .map_err(|e| ModelError(e.to_string()))?;
+            ops.scale(row, scale);
+            Ok(())
+        })
+}
+
+/// `out[t] = rms_norm(x[t], w)` for every row of `d` floats, over the rayon pool.
+pub(super) fn norm_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32], d: usize) {
+    let ops = ops::vec_ops();
+    ops::par_rows_from(x, out, d, |_, x, o| ops.rms_norm(x, w, eps, o));
+}
+
+/// `x[t] += norm(o[t])` (or `+= o[t]` without a norm) for every row of `d` floats.
+fn residual(o: &mut [f32], norm: Option<&[f32]>, eps: f32, x: &mut [f32], d: usize) {
+    let ops = ops::vec_ops();
+    ops::par_rows2(o, d, x, d, |_, o, x| {
+        if let Some(w) = norm {
+            ops.rms_norm_in_place(o, w, eps);
+        }
+        ops.add(x, o);
+    });
+}
+
+/// `c · tanh(x / c)` over a whole logits buffer, in pieces over the rayon pool (the op is
+/// element-wise, so where the pieces are cut changes nothing).
+pub(super) fn softcap_all(x: &mut [f32], cap: f32) {
+    let ops = ops::vec_ops();
+    ops::par_rows(x, 16384, |_, piece| ops.softcap(piece, cap));
 }
 
 impl LanguageModel for Gemma {

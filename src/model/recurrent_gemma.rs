@@ -18,12 +18,14 @@
 //! RG-LRU vector (f32), per attention layer a ring of exactly `W` previous positions. The GGUF
 //! naming is documented in `docs/gguf-recurrentgemma.md`.
 
+use super::gemma::{embed, norm_rows, softcap_all};
 use super::shared::{attend, ActsCache, AttnParams, MAX_GROUP_FLOATS, MAX_HEAD_DIM};
 use super::weights::{self, hparam_f32_opt, hparam_u32, hparam_u32_opt, MatRef};
 use super::{state, LanguageModel, ModelError, Result, RunConfig};
 use crate::gguf::GgufFile;
 use crate::kv::{CacheType, KvRing};
 use crate::ops::{self, Rope};
+use rayon::prelude::*;
 
 const ARCH: &str = "recurrentgemma";
 /// Output rows computed together when every position's logits are wanted.
@@ -152,7 +154,8 @@ struct Recurrent {
     in_x_b: Vec<f32>,
     in_y: MatRef,
     in_y_b: Vec<f32>,
-    /// `[lru_width][conv_width]`, index `conv_width − 1` = the current step.
+    /// Tap-major `[conv_width][lru_width]` (transposed from the file's `[lru_width][conv_width]`),
+    /// tap `conv_width − 1` = the current step.
     conv_w: Vec<f32>,
     conv_b: Vec<f32>,
     /// Per gate block: a `B × B` matrix, rows = outputs.
@@ -296,7 +299,12 @@ impl RecurrentGemma {
                         .collect())
                 };
                 let lambda = weights::vector(&file, &format!("blk.{i}.rglru_a"), r)?;
-                let conv_w = weights::tensor_f32(&file, &w("rglru_conv1d"), &[cfg.conv_width, r])?;
+                let per_channel =
+                    weights::tensor_f32(&file, &w("rglru_conv1d"), &[cfg.conv_width, r])?;
+                let cw = cfg.conv_width;
+                let conv_w = (0..cw * r)
+                    .map(|i| per_channel[(i % r) * cw + i / r])
+                    .collect();
                 Temporal::Recurrent(Recurrent {
                     in_x: weights::matrix(&file, &w("rglru_in_x"), d, r)?,
                     in_x_b: weights::vector(&file, &b("rglru_in_x"), r)?,
@@ -372,7 +380,7 @@ impl RecurrentGemma {
             logits_all: Vec::new(),
             acts: ActsCache::default(),
         };
-        let rope = Rope::new(hd, cfg.rope_dims, cfg.rope_base, 1.0);
+        let rope = Rope::new(hd, cfg.rope_dims, cfg.rope_base, 1.0, nb);
         Ok(RecurrentGemma {
             file,
             cfg,
@@ -388,162 +396,72 @@ impl RecurrentGemma {
         })
     }
 
+    /// Runs the residual blocks on `tokens` (at most `n_batch`), leaving the final hidden
+    /// states in `s.x` and advancing the position. Per-token steps run over the rayon pool in
+    /// rows of tokens; the RG-LRU scan is sequential in time and split across channels.
     fn forward_batch(&mut self, tokens: &[u32]) -> Result<()> {
-        let cfg = &self.cfg;
-        let map = self.file.mapped_bytes();
         let n = tokens.len();
-        let (d, r, f) = (cfg.n_embd, cfg.lru_width, cfg.n_ff);
-        let hd = cfg.head_dim;
-        let q_dim = cfg.n_head * hd;
-        let s = &mut self.s;
-        let emb = self.token_embd.view(map);
-        for (t, &tok) in tokens.iter().enumerate() {
-            let row = &mut s.x[t * d..(t + 1) * d];
-            emb.dequantize_row(tok as usize, row)
-                .map_err(|e| ModelError(e.to_string()))?;
-            row.iter_mut().for_each(|v| *v *= cfg.embed_scale);
-        }
         let pos0 = self.pos;
-        for (layer, state) in self.layers.iter().zip(self.state.iter_mut()) {
-            for t in 0..n {
-                ops::rms_norm(
-                    &s.x[t * d..(t + 1) * d],
-                    &layer.attn_norm,
-                    cfg.eps,
-                    &mut s.u[t * d..(t + 1) * d],
-                );
-            }
+        let RecurrentGemma {
+            file,
+            cfg,
+            token_embd,
+            layers,
+            rope,
+            state,
+            s,
+            ..
+        } = self;
+        let map = file.mapped_bytes();
+        let ops = ops::vec_ops();
+        let d = cfg.n_embd;
+        embed(token_embd, map, tokens, cfg.embed_scale, &mut s.x[..n * d])?;
+        rope.prepare(pos0, n);
+        for (layer, state) in layers.iter().zip(state.iter_mut()) {
+            // u = rms_norm(h); t = temporal block(u); r = h + t.
+            norm_rows(
+                &s.x[..n * d],
+                &layer.attn_norm,
+                cfg.eps,
+                &mut s.u[..n * d],
+                d,
+            );
             s.acts.invalidate();
             match (&layer.temporal, state) {
                 (Temporal::Recurrent(rec), LayerState::Recurrent { conv, h }) => {
-                    // GeLU branch and the input of the recurrence, batched.
-                    s.acts.matmul(map, &rec.in_y, &s.u, n, &mut s.ry)?;
-                    s.acts.matmul(map, &rec.in_x, &s.u, n, &mut s.rx)?;
-                    ops::add_bias_rows(&mut s.ry[..n * r], &rec.in_y_b);
-                    s.ry[..n * r]
-                        .iter_mut()
-                        .for_each(|v| *v = ops::gelu_tanh(*v));
-                    ops::add_bias_rows(&mut s.rx[..n * r], &rec.in_x_b);
-                    causal_conv(
-                        cfg.conv_width,
-                        r,
-                        &rec.conv_w,
-                        &rec.conv_b,
-                        conv,
-                        &s.rx[..n * r],
-                        &mut s.conv_out[..n * r],
-                    );
-                    // Block-diagonal gates, batched per block.
-                    let blk = r / cfg.gate_blocks;
-                    for (mats, bias, out) in [
-                        (&rec.gate_x, &rec.gate_x_b, &mut s.gx),
-                        (&rec.gate_a, &rec.gate_a_b, &mut s.ga),
-                    ] {
-                        for (hblk, m) in mats.iter().enumerate() {
-                            for t in 0..n {
-                                s.blk_in[t * blk..(t + 1) * blk].copy_from_slice(
-                                    &s.conv_out[t * r + hblk * blk..t * r + (hblk + 1) * blk],
-                                );
-                            }
-                            s.acts.invalidate();
-                            s.acts.matmul(map, m, &s.blk_in, n, &mut s.blk_out)?;
-                            for t in 0..n {
-                                let dst = &mut out[t * r + hblk * blk..t * r + (hblk + 1) * blk];
-                                let src = &s.blk_out[t * blk..(t + 1) * blk];
-                                let b = &bias[hblk * blk..(hblk + 1) * blk];
-                                for ((o, &v), &bb) in dst.iter_mut().zip(src).zip(b) {
-                                    *o = ops::sigmoid(v + bb);
-                                }
-                            }
-                        }
-                    }
-                    // The scan: only this part is sequential over tokens.
-                    for t in 0..n {
-                        let reset = pos0 + t == 0;
-                        let xs = &s.conv_out[t * r..(t + 1) * r];
-                        let gx = &s.gx[t * r..(t + 1) * r];
-                        let ga = &s.ga[t * r..(t + 1) * r];
-                        let out = &mut s.rx[t * r..(t + 1) * r];
-                        for c in 0..r {
-                            let inp = gx[c] * xs[c];
-                            h[c] = if reset {
-                                inp
-                            } else {
-                                let log_a = rec.neg_c_softplus_a[c] * ga[c];
-                                let a = log_a.exp();
-                                let mult = (-(2.0 * log_a).exp_m1()).sqrt();
-                                a * h[c] + mult * inp
-                            };
-                            out[c] = h[c] * s.ry[t * r + c];
-                        }
-                    }
-                    s.acts.invalidate();
-                    s.acts.matmul(map, &rec.out, &s.rx, n, &mut s.o)?;
-                    ops::add_bias_rows(&mut s.o[..n * d], &rec.out_b);
+                    recurrent_block(cfg, rec, conv, h, map, pos0, n, s)?
                 }
                 (Temporal::Attention(att), LayerState::Attention(cache)) => {
-                    s.acts.matmul(map, &att.wq, &s.u, n, &mut s.q)?;
-                    s.acts.matmul(map, &att.wk, &s.u, n, &mut s.k)?;
-                    s.acts.matmul(map, &att.wv, &s.u, n, &mut s.v)?;
-                    for t in 0..n {
-                        self.rope
-                            .apply(&mut s.q[t * q_dim..(t + 1) * q_dim], pos0 + t);
-                        self.rope.apply(&mut s.k[t * hd..(t + 1) * hd], pos0 + t);
-                    }
-                    cache.cache_type().round_trip(&mut s.k[..n * hd]);
-                    cache.cache_type().round_trip(&mut s.v[..n * hd]);
-                    attend(
-                        &AttnParams {
-                            n_head: cfg.n_head,
-                            n_head_kv: 1,
-                            head_dim: hd,
-                            scale: cfg.attn_scale,
-                            softcap: None,
-                            // Google's convention: W previous positions plus the current one.
-                            window: Some(cfg.window + 1),
-                        },
-                        cache,
-                        pos0,
-                        n,
-                        &s.q[..n * q_dim],
-                        &s.k[..n * hd],
-                        &s.v[..n * hd],
-                        &mut s.attn[..n * q_dim],
-                    );
-                    for t in n.saturating_sub(cache.slots())..n {
-                        cache.write(
-                            pos0 + t,
-                            &s.k[t * hd..(t + 1) * hd],
-                            &s.v[t * hd..(t + 1) * hd],
-                        );
-                    }
-                    s.acts.invalidate();
-                    s.acts.matmul(map, &att.wo, &s.attn, n, &mut s.o)?;
-                    ops::add_bias_rows(&mut s.o[..n * d], &att.wo_b);
+                    attention_block(cfg, att, cache, rope, map, pos0, n, s)?
                 }
                 _ => unreachable!("layer state is built from the layer kind"),
             }
-            ops::add_in_place(&mut s.x[..n * d], &s.o[..n * d]);
-            // MLP block.
-            for t in 0..n {
-                ops::rms_norm(
-                    &s.x[t * d..(t + 1) * d],
-                    &layer.ffn_norm,
-                    cfg.eps,
-                    &mut s.u[t * d..(t + 1) * d],
-                );
-            }
-            let mlp = &layer.mlp;
+            ops::par_rows2(&mut s.o[..n * d], d, &mut s.x[..n * d], d, |_, o, x| {
+                ops.add(x, o)
+            });
+            // h = r + Wd·(gelu(Wg·u' + bg) ⊙ (Wu·u' + bu)) + bd,  u' = rms_norm(r).
+            let (mlp, f) = (&layer.mlp, cfg.n_ff);
+            norm_rows(
+                &s.x[..n * d],
+                &layer.ffn_norm,
+                cfg.eps,
+                &mut s.u[..n * d],
+                d,
+            );
             s.acts.invalidate();
             s.acts.matmul(map, &mlp.gate, &s.u, n, &mut s.gate)?;
             s.acts.matmul(map, &mlp.up, &s.u, n, &mut s.up)?;
-            ops::add_bias_rows(&mut s.gate[..n * f], &mlp.gate_b);
-            ops::add_bias_rows(&mut s.up[..n * f], &mlp.up_b);
-            ops::geglu_in_place(&mut s.gate[..n * f], &s.up[..n * f]);
+            ops::par_rows2(&mut s.gate[..n * f], f, &mut s.up[..n * f], f, |_, g, u| {
+                ops.add(g, &mlp.gate_b);
+                ops.add(u, &mlp.up_b);
+                ops.geglu(g, u);
+            });
             s.acts.invalidate();
             s.acts.matmul(map, &mlp.down, &s.gate, n, &mut s.o)?;
-            ops::add_bias_rows(&mut s.o[..n * d], &mlp.down_b);
-            ops::add_in_place(&mut s.x[..n * d], &s.o[..n * d]);
+            ops::par_rows2(&mut s.o[..n * d], d, &mut s.x[..n * d], d, |_, o, x| {
+                ops.add(o, &mlp.down_b);
+                ops.add(x, o);
+            });
         }
         self.pos += n;
         Ok(())
@@ -554,14 +472,13 @@ impl RecurrentGemma {
         let map = self.file.mapped_bytes();
         let s = &mut self.s;
         let m = rows.len();
-        for (j, t) in rows.enumerate() {
-            ops::rms_norm(
-                &s.x[t * d..(t + 1) * d],
-                &self.output_norm,
-                self.cfg.eps,
-                &mut s.u[j * d..(j + 1) * d],
-            );
-        }
+        norm_rows(
+            &s.x[rows.start * d..rows.end * d],
+            &self.output_norm,
+            self.cfg.eps,
+            &mut s.u[..m * d],
+            d,
+        );
         s.acts.invalidate();
         let out = if all {
             &mut s.logits_all
@@ -570,15 +487,219 @@ impl RecurrentGemma {
         };
         s.acts.matmul(map, &self.output, &s.u, m, out)?;
         if let Some(c) = self.cfg.final_softcap {
-            ops::softcap_in_place(&mut out[..m * self.cfg.n_vocab], c);
+            softcap_all(&mut out[..m * self.cfg.n_vocab], c);
         }
         Ok(())
     }
 }
 
+/// The recurrent block on `n` rows of `s.u`, output in `s.o`:
+/// `y = gelu(Wy·u + by)`, `x = conv1d(Wx·u + bx)`, `x = rg_lru(x)`, `t = Wout·(x ⊙ y) + bout`.
+#[allow(clippy::too_many_arguments)]
+fn recurrent_block(
+    cfg: &RecurrentGemmaConfig,
+    rec: &Recurrent,
+    conv: &mut [f32],
+    h: &mut [f32],
+    map: &[u8],
+    pos0: usize,
+    n: usize,
+    s: &mut Scratch,
+) -> Result<()> {
+    let ops = ops::vec_ops();
+    let (d, r) = (cfg.n_embd, cfg.lru_width);
+    // GeLU branch and the input of the recurrence.
+    s.acts.matmul(map, &rec.in_y, &s.u, n, &mut s.ry)?;
+    s.acts.matmul(map, &rec.in_x, &s.u, n, &mut s.rx)?;
+    ops::par_rows2(&mut s.ry[..n * r], r, &mut s.rx[..n * r], r, |_, y, x| {
+        ops.add(y, &rec.in_y_b);
+        ops.gelu(y);
+        ops.add(x, &rec.in_x_b);
+    });
+    causal_conv(
+        cfg.conv_width,
+        r,
+        &rec.conv_w,
+        &rec.conv_b,
+        conv,
+        &s.rx[..n * r],
+        &mut s.conv_out[..n * r],
+    );
+    // Block-diagonal gates: per block, the batch's columns gathered once, quantized once and
+    // multiplied by both gate matrices; gx = σ(Gx·x + bx), ga = σ(Ga·x + ba).
+    let blk = r / cfg.gate_blocks;
+    for hblk in 0..cfg.gate_blocks {
+        let cols = hblk * blk..(hblk + 1) * blk;
+        s.blk_in[..n * blk]
+            .par_chunks_mut(blk)
+            .zip(s.conv_out[..n * r].par_chunks(r))
+            .for_each(|(dst, src)| dst.copy_from_slice(&src[cols.clone()]));
+        s.acts.invalidate();
+        for (mats, bias, out) in [
+            (&rec.gate_x, &rec.gate_x_b, &mut s.gx),
+            (&rec.gate_a, &rec.gate_a_b, &mut s.ga),
+        ] {
+            s.acts
+                .matmul(map, &mats[hblk], &s.blk_in, n, &mut s.blk_out)?;
+            out[..n * r]
+                .par_chunks_mut(r)
+                .zip(s.blk_out[..n * blk].par_chunks(blk))
+                .for_each(|(row, src)| {
+                    let dst = &mut row[cols.clone()];
+                    dst.copy_from_slice(src);
+                    ops.add(dst, &bias[cols.clone()]);
+                    ops.sigmoid(dst);
+                });
+        }
+    }
+    rg_lru(rec, h, pos0 == 0, r, n, s);
+    // s.gx now holds x ⊙ y.
+    s.acts.invalidate();
+    s.acts.matmul(map, &rec.out, &s.gx, n, &mut s.o)?;
+    ops::par_rows(&mut s.o[..n * d], d, |_, o| ops.add(o, &rec.out_b));
+    Ok(())
+}
+
+/// The RG-LRU over `n` rows: `log a_t = −c·softplus(Λ)·ga_t`, `a_t = e^{log a_t}`,
+/// `h_t = a_t·h_{t−1} + √(1 − a_t²)·(gx_t ⊙ x_t)` (`h_0 = gx_0 ⊙ x_0` at the start of a
+/// sequence), output `h_t ⊙ y_t` into `s.gx`.
+///
+/// Everything that does not depend on `h` (the gates' products, `a_t` and the multiplier, both
+/// through the vector `exp`/`expm1`) is computed first for all rows in parallel; the scan
+/// itself is then sequential in time, vectorized across channels and split across channel
+/// chunks over the pool. Buffers: `s.conv_out` (x) and `s.rx` are reused for `m` and `a`.
+fn rg_lru(rec: &Recurrent, h: &mut [f32], reset: bool, r: usize, n: usize, s: &mut Scratch) {
+    let ops = ops::vec_ops();
+    s.gx[..n * r]
+        .par_chunks_mut(r)
+        .zip(s.ga[..n * r].par_chunks_mut(r))
+        .zip(s.rx[..n * r].par_chunks_mut(r))
+        .zip(s.conv_out[..n * r].par_chunks_mut(r))
+        .with_min_len((8192 / r).max(1))
+        .enumerate()
+        .for_each(|(t, (((gx, ga), a), x_then_m))| {
+            // inp = gx ⊙ x
+            gx.iter_mut()
+                .zip(x_then_m.iter())
+                .for_each(|(g, &x)| *g *= x);
+            if reset && t == 0 {
+                // h_0 = inp: no decay, no multiplier.
+                a.iter_mut().for_each(|v| *v = 0.0);
+                return;
+            }
+            // log a = (−c·softplus(Λ)) ⊙ ga, then a and m = √(1 − a²).
+            ga.iter_mut()
+                .zip(&rec.neg_c_softplus_a)
+                .for_each(|(g, &k)| *g *= k);
+            ops.decay(ga, a, x_then_m);
+            // b = m ⊙ inp
+            gx.iter_mut()
+                .zip(x_then_m.iter())
+                .for_each(|(g, &m)| *g *= m);
+        });
+    // h_t = a_t·h_{t−1} + b_t, written over b_t as h_t ⊙ y_t.
+    let threads = rayon::current_num_threads();
+    let chunk = r.div_ceil(threads).next_multiple_of(16).max(64);
+    let (a, y) = (&s.rx[..n * r], &s.ry[..n * r]);
+    let out = SharedRows(s.gx.as_mut_ptr());
+    h.par_chunks_mut(chunk).enumerate().for_each(|(ci, hc)| {
+        let c0 = ci * chunk;
+        for t in 0..n {
+            let row = t * r + c0;
+            let (a, y) = (&a[row..row + hc.len()], &y[row..row + hc.len()]);
+            // SAFETY: this task alone touches channels c0..c0 + hc.len() of every row of
+            // `s.gx` (the chunks of `h` are disjoint), and `s.gx` outlives the loop.
+            let b = unsafe { std::slice::from_raw_parts_mut(out.at(row), hc.len()) };
+            for (((hv, &a), &y), b) in hc.iter_mut().zip(a).zip(y).zip(b) {
+                *hv = if reset && t == 0 { *b } else { a * *hv + *b };
+                *b = *hv * y;
+            }
+        }
+    });
+}
+
+/// A pointer to rows that tasks write in disjoint column ranges.
+struct SharedRows(*mut f32);
+// SAFETY: used only where each task writes its own disjoint elements (see `rg_lru`).
+unsafe impl Sync for SharedRows {}
+unsafe impl Send for SharedRows {}
+
+impl SharedRows {
+    fn at(&self, i: usize) -> *mut f32 {
+        // SAFETY of the pointer arithmetic: callers stay inside the buffer.
+        self.0.wrapping_add(i)
+    }
+}
+
+/// The local-attention block on `n` rows of `s.u`, output in `s.o`: MQA, RoPE on the first
+/// `rope_dims` of each head, a query at p sees keys p−W ..= p, `t = Wo·attn + bo`.
+#[allow(clippy::too_many_arguments)]
+fn attention_block(
+    cfg: &RecurrentGemmaConfig,
+    att: &Attention,
+    cache: &mut KvRing,
+    rope: &Rope,
+    map: &[u8],
+    pos0: usize,
+    n: usize,
+    s: &mut Scratch,
+) -> Result<()> {
+    let ops = ops::vec_ops();
+    let (d, hd) = (cfg.n_embd, cfg.head_dim);
+    let q_dim = cfg.n_head * hd;
+    s.acts.matmul(map, &att.wq, &s.u, n, &mut s.q)?;
+    s.acts.matmul(map, &att.wk, &s.u, n, &mut s.k)?;
+    s.acts.matmul(map, &att.wv, &s.u, n, &mut s.v)?;
+    // RoPE, then keys and values rounded as the cache will hold them.
+    let ct = cache.cache_type();
+    ops::par_rows2(
+        &mut s.q[..n * q_dim],
+        q_dim,
+        &mut s.k[..n * hd],
+        hd,
+        |t, q, k| {
+            rope.apply(ops, q, t);
+            rope.apply(ops, k, t);
+            ct.round_trip(k);
+        },
+    );
+    ops::par_rows(&mut s.v[..n * hd], hd, |_, v| ct.round_trip(v));
+    attend(
+        &AttnParams {
+            n_head: cfg.n_head,
+            n_head_kv: 1,
+            head_dim: hd,
+            scale: cfg.attn_scale,
+            softcap: None,
+            // Google's convention: W previous positions plus the current one.
+            window: Some(cfg.window + 1),
+        },
+        cache,
+        pos0,
+        n,
+        &s.q[..n * q_dim],
+        &s.k[..n * hd],
+        &s.v[..n * hd],
+        &mut s.attn[..n * q_dim],
+    );
+    for t in n.saturating_sub(cache.slots())..n {
+        cache.write(
+            pos0 + t,
+            &s.k[t * hd..(t + 1) * hd],
+            &s.v[t * hd..(t + 1) * hd],
+        );
+    }
+    s.acts.invalidate();
+    s.acts.matmul(map, &att.wo, &s.attn, n, &mut s.o)?;
+    ops::par_rows(&mut s.o[..n * d], d, |_, o| ops.add(o, &att.wo_b));
+    Ok(())
+}
+
 /// Causal depthwise convolution over `n` new rows of `r` channels, continuing from `tail` (the
 /// previous `width − 1` inputs, oldest first, zeros at the start of a sequence), which is
-/// updated to the newest `width − 1` inputs.
+/// updated to the newest `width − 1` inputs. `w` is tap-major (`w[k · r + c]`, tap
+/// `width − 1` the current step), so each tap is one contiguous multiply-add over the
+/// channels; output rows are computed in parallel.
 fn causal_conv(
     width: usize,
     r: usize,
@@ -590,24 +711,23 @@ fn causal_conv(
 ) {
     let n = x.len() / r;
     let keep = width - 1;
-    // Input at relative time j (j < 0: from the tail).
-    let input = |j: isize, c: usize| -> f32 {
-        if j >= 0 {
-            x[j as usize * r + c]
-        } else {
-            tail[((keep as isize + j) as usize) * r + c]
-        }
-    };
-    for t in 0..n {
-        for c in 0..r {
-            let mut acc = b[c];
-            for k in 0..width {
-                // Tap k multiplies the input `width − 1 − k` steps back.
-                acc += w[c * width + k] * input(t as isize - (keep - k) as isize, c);
+    let old_tail: &[f32] = tail;
+    ops::par_rows(out, r, |t, o| {
+        o.copy_from_slice(b);
+        for k in 0..width {
+            // Tap k multiplies the input `width − 1 − k` steps back.
+            let back = keep - k;
+            let src = if t >= back {
+                &x[(t - back) * r..(t - back + 1) * r]
+            } else {
+                let j = keep + t - back;
+                &old_tail[j * r..(j + 1) * r]
+            };
+            for ((o, &w), &v) in o.iter_mut().zip(&w[k * r..(k + 1) * r]).zip(src) {
+                *o += w * v;
             }
-            out[t * r + c] = acc;
         }
-    }
+    });
     // New tail: the last `keep` inputs of (old tail ++ x). Row s reads row s + n > s of the
     // old tail (or x), so updating in increasing order never reads an overwritten row.
     for s in 0..keep {
