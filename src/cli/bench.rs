@@ -1,7 +1,8 @@
 //! `edgegemma bench`: prompt-processing and generation speed in llama-bench's terms (tests
 //! `pp512`, `tg128`, `pp512+tg128`, `… @ d4096`; t/s as mean ± sd over repetitions after a
 //! warm-up, random token ids), plus what edge users also need: peak RSS, load time (mmap to the
-//! first token's logits), the kernel path, the CPU, and optionally the memory-read bandwidth
+//! first token's logits), time to first token (load plus the prompt's prefill, as LiteRT-LM's
+//! benchmark reports it), the kernel path, the CPU, and optionally the memory-read bandwidth
 //! and how close decode gets to the limit it sets.
 //!
 //! Each thread count runs on its own rayon pool (`pool.install`), so `-t 1,2,4` needs one
@@ -69,7 +70,8 @@ pub struct BenchArgs {
         default_value = "0"
     )]
     pub depth: Vec<usize>,
-    /// Thread counts, comma-separated (default: all cores)
+    /// Thread counts, comma-separated (default: one per core; on big.LITTLE CPUs only the
+    /// performance cores)
     #[arg(
         short = 't',
         long = "threads",
@@ -342,6 +344,8 @@ struct Row<'a> {
     spec: TestSpec,
     test_time: String,
     samples_ns: Vec<u64>,
+    /// Per repetition, the prompt's prefill alone (empty when the test has no prompt).
+    prefill_ns: Vec<u64>,
     peak_rss: Option<u64>,
     rss_scope: &'static str,
     load_ms: f64,
@@ -360,6 +364,15 @@ impl Row<'_> {
 
     fn samples_ns_f64(&self) -> Vec<f64> {
         self.samples_ns.iter().map(|&ns| ns as f64).collect()
+    }
+
+    /// Time to first token, ms: loading (mmap to the first logits) plus the mean prefill of
+    /// the test's prompt; `None` for tests without a prompt.
+    fn ttft_ms(&self) -> Option<f64> {
+        (!self.prefill_ns.is_empty()).then(|| {
+            let ns: Vec<f64> = self.prefill_ns.iter().map(|&v| v as f64).collect();
+            self.load_ms + mean(&ns) / 1e6
+        })
     }
 
     /// Tokens/s the memory bandwidth allows for decode (weights streamed once per token).
@@ -404,6 +417,7 @@ impl Row<'_> {
             "peak_rss_bytes": self.peak_rss,
             "peak_rss_scope": self.rss_scope,
             "load_ms": self.load_ms,
+            "ttft_ms": self.ttft_ms(),
             "mem_bw_bytes_per_s": self.mem_bw,
             "weight_bytes_per_token": self.model.bytes_per_token,
             "limit_ts": self.limit_ts(),
@@ -446,7 +460,7 @@ fn params_text(n: u64) -> String {
 }
 
 /// CSV columns (JSON rows carry these and the per-repetition samples).
-const CSV_FIELDS: [&str; 31] = [
+const CSV_FIELDS: [&str; 32] = [
     "build",
     "cpu_info",
     "cpu_features",
@@ -474,6 +488,7 @@ const CSV_FIELDS: [&str; 31] = [
     "peak_rss_bytes",
     "peak_rss_scope",
     "load_ms",
+    "ttft_ms",
     "mem_bw_bytes_per_s",
     "weight_bytes_per_token",
     "limit_ts",
@@ -510,6 +525,7 @@ fn md_columns(mem_bw: bool) -> Vec<(&'static str, i32)> {
         ("kernels", -7),
         ("peak RSS", 10),
         ("load ms", 7),
+        ("TTFT ms", 7),
     ];
     if mem_bw {
         cols.push(("read GB/s", 9));
@@ -582,6 +598,8 @@ impl Printer {
                     row.sys.kernels.to_string(),
                     row.peak_rss.map_or_else(|| "n/a".into(), mib),
                     format!("{:.0}", row.load_ms),
+                    row.ttft_ms()
+                        .map_or_else(String::new, |t| format!("{t:.0}")),
                 ];
                 if self.mem_bw {
                     cells.push(
@@ -627,7 +645,7 @@ impl Printer {
                 );
                 s.push_str(
                     "peak RSS: the process's high-water mark from loading the model through the test; \
-                     load: mmap to the first token's logits\n",
+                     load: mmap to the first token's logits; TTFT: load plus the prompt's prefill\n",
                 );
                 if self.mem_bw {
                     s.push_str(
@@ -859,7 +877,7 @@ impl Plan {
             return Err("-b/--batch must be at least 1".into());
         }
         let threads = if args.threads.is_empty() {
-            vec![std::thread::available_parallelism().map_or(1, |n| n.get())]
+            vec![super::common::default_threads()]
         } else {
             args.threads.clone()
         };
@@ -1009,6 +1027,7 @@ fn run_instance(
                 run.generate(spec.n_gen.min(1))?;
             }
             let mut samples_ns = Vec::with_capacity(plan.reps);
+            let mut prefill_ns = Vec::with_capacity(plan.reps);
             for rep in 0..plan.reps {
                 progress.step(&format!("run {}/{}", rep + 1, plan.reps));
                 run.at_depth(spec.n_depth)?;
@@ -1016,6 +1035,7 @@ fn run_instance(
                 let t = Instant::now();
                 if !tokens.is_empty() {
                     run.lm.eval(&tokens)?;
+                    prefill_ns.push(duration_ns(t.elapsed()));
                 }
                 run.generate(spec.n_gen)?;
                 samples_ns.push(duration_ns(t.elapsed()));
@@ -1029,6 +1049,7 @@ fn run_instance(
                 spec,
                 test_time: rfc3339_now(),
                 samples_ns,
+                prefill_ns,
                 peak_rss: peak_rss(),
                 rss_scope,
                 load_ms,
@@ -1308,6 +1329,17 @@ mod tests {
             assert!(r["mem_bw_bytes_per_s"].as_f64().unwrap() > 0.0);
             let decode = r["n_prompt"] == 0;
             assert_eq!(r["limit_ts"].is_null(), !decode, "{r}");
+            assert_eq!(r["ttft_ms"].is_null(), decode, "{r}");
+            if !decode {
+                let (ttft, load) = (
+                    r["ttft_ms"].as_f64().unwrap(),
+                    r["load_ms"].as_f64().unwrap(),
+                );
+                assert!(
+                    ttft > load,
+                    "TTFT {ttft} includes load {load} and the prefill"
+                );
+            }
         }
         assert_eq!(rows[0]["n_threads"], 1);
         assert_eq!(rows[11]["n_threads"], 2);
@@ -1336,6 +1368,7 @@ mod tests {
         let lines: Vec<&str> = md.lines().collect();
         assert!(lines[0].starts_with("| model"), "{md}");
         assert!(lines[0].contains(" t/s |"), "{md}");
+        assert!(lines[0].contains(" TTFT ms |"), "{md}");
         assert!(lines[1].starts_with("| ---"), "{md}");
         assert!(
             lines[2].contains("pp24") && lines[2].contains(" ± "),
