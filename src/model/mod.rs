@@ -3,6 +3,7 @@
 
 pub mod gemma;
 pub mod recurrent_gemma;
+mod rows;
 pub(crate) mod shared;
 pub mod state;
 pub mod weights;

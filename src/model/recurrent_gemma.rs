@@ -18,7 +18,7 @@
 //! RG-LRU vector (f32), per attention layer a ring of exactly `W` previous positions. The GGUF
 //! naming is documented in `docs/gguf-recurrentgemma.md`.
 
-use super::gemma::{embed, norm_rows, softcap_all};
+use super::rows::{embed, norm_rows, residual, softcap_all};
 use super::shared::{attend, ActsCache, AttnParams, MAX_GROUP_FLOATS, MAX_HEAD_DIM};
 use super::weights::{self, hparam_f32_opt, hparam_u32, hparam_u32_opt, MatRef};
 use super::{state, LanguageModel, ModelError, Result, RunConfig};
@@ -436,9 +436,7 @@ impl RecurrentGemma {
                 }
                 _ => unreachable!("layer state is built from the layer kind"),
             }
-            ops::par_rows2(&mut s.o[..n * d], d, &mut s.x[..n * d], d, |_, o, x| {
-                ops.add(x, o)
-            });
+            residual(&mut s.o[..n * d], None, cfg.eps, &mut s.x[..n * d], d);
             // h = r + Wd·(gelu(Wg·u' + bg) ⊙ (Wu·u' + bu)) + bd,  u' = rms_norm(r).
             let (mlp, f) = (&layer.mlp, cfg.n_ff);
             norm_rows(
