@@ -97,9 +97,10 @@ pub fn sigmoid(z: f32) -> f32 {
     1.0 / (1.0 + (-z).exp())
 }
 
-/// Floats of per-token work below which a rayon task is not worth its hand-off: a task of
-/// 8192 floats (one RMSNorm row of a 2B model is 2048) is a few µs of SIMD work, well above
-/// the ~1 µs a task costs, and 512 tokens of 640-wide rows still make 40 tasks.
+/// Floats of per-token work a rayon task gets at least: 8192 floats (four RMSNorm rows of a
+/// 2B model) are microseconds of SIMD work, far above the cost of a fork from inside the pool
+/// (well under a microsecond, see `cli::common::with_threads`), and 512 tokens of 640-wide
+/// rows still make 40 tasks for the threads to share.
 const MIN_FLOATS_PER_TASK: usize = 8192;
 
 /// Rows (of `row` floats) a task takes at least.

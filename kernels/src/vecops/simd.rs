@@ -9,7 +9,7 @@
 //! - `expm1`: the Taylor series through `y^8/8!` for `|y| < ln2/2` (truncation < 1e-9
 //!   relative), `exp(y) − 1` beyond, where the subtraction loses at most a factor 3.5.
 //! - `tanh`: the odd series through `x^11` for `|x| < 0.3` (next term `< 2e-9` relative), else
-//!   `(1 − t)/(1 + t)` with `t = e^{-2|x|}` (at `|x| = 0.3`, `1 − t` loses a factor 2.2); the
+//!   `(1 − t)/(1 + t)` with `t = e^{-2|x|}` (at `|x| = 0.3`, `1 − t` amplifies `t`'s relative error by `t/(1 − t) = 1.2`); the
 //!   sign is copied from `x`, so `tanh(±0) = ±0` and large inputs give exactly `±1`.
 //! - GELU uses `½(1 + tanh z) = 1/(1 + e^{-2z})`: `x / (1 + e^{-2z})`, one `exp`, and none of
 //!   the cancellation `1 + tanh z` has for negative `x`.
