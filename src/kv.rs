@@ -1,9 +1,15 @@
 //! Key/value cache rings. A global-attention layer keeps one slot per context position; a
 //! sliding-window layer keeps exactly `window` slots, position `p` living in slot `p % slots`.
-//! Keys and values are stored in F16 (default) or Q8_0 and read back as f32.
+//! Keys and values are stored in F16 (default), Q8_0 or F32; the attention kernel
+//! (`kernels::attention`) reads the ring's bytes in place through [`KvRing::view`].
 
+use crate::kernels::attention::{KvCache, KvFormat};
 use crate::kernels::formats::{self, BlockQ8_0, QK8_0};
 use half::f16;
+use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+
+/// Values converted per f16 slice call in `round_trip` (a stack buffer).
+const F16_CHUNK: usize = 256;
 
 /// Storage format of the cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +39,15 @@ impl CacheType {
         }
     }
 
+    /// The kernel's name for this format.
+    pub fn format(self) -> KvFormat {
+        match self {
+            CacheType::F32 => KvFormat::F32,
+            CacheType::F16 => KvFormat::F16,
+            CacheType::Q8_0 => KvFormat::Q8_0,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             CacheType::F32 => "f32",
@@ -47,8 +62,13 @@ impl CacheType {
         match self {
             CacheType::F32 => {}
             CacheType::F16 => {
-                for v in x {
-                    *v = f16::from_f32(*v).to_f32();
+                // `half`'s slice conversions use F16C / FP16 instructions when the CPU has
+                // them (detected at run time), 8 values per instruction.
+                let mut tmp = [f16::ZERO; F16_CHUNK];
+                for chunk in x.chunks_mut(F16_CHUNK) {
+                    let t = &mut tmp[..chunk.len()];
+                    t.convert_from_f32_slice(chunk);
+                    t.convert_to_f32_slice(chunk);
                 }
             }
             CacheType::Q8_0 => {
@@ -65,9 +85,9 @@ impl CacheType {
         match self {
             CacheType::F32 => dst.copy_from_slice(bytemuck::cast_slice(src)),
             CacheType::F16 => {
-                for (v, out) in src.iter().zip(dst.chunks_exact_mut(2)) {
-                    out.copy_from_slice(&f16::from_f32(*v).to_bits().to_le_bytes());
-                }
+                let bits: &mut [u16] = bytemuck::cast_slice_mut(dst);
+                bits.reinterpret_cast_mut::<f16>()
+                    .convert_from_f32_slice(src);
             }
             CacheType::Q8_0 => {
                 let blocks: &mut [BlockQ8_0] = bytemuck::cast_slice_mut(dst);
@@ -78,15 +98,10 @@ impl CacheType {
 
     fn load(self, src: &[u8], dst: &mut [f32]) {
         match self {
-            CacheType::F32 => {
-                for (out, b) in dst.iter_mut().zip(src.chunks_exact(4)) {
-                    *out = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-                }
-            }
+            CacheType::F32 => dst.copy_from_slice(bytemuck::cast_slice(src)),
             CacheType::F16 => {
-                for (out, b) in dst.iter_mut().zip(src.chunks_exact(2)) {
-                    *out = f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32();
-                }
+                let bits: &[u16] = bytemuck::cast_slice(src);
+                bits.reinterpret_cast::<f16>().convert_to_f32_slice(dst);
             }
             CacheType::Q8_0 => {
                 let blocks: &[BlockQ8_0] = bytemuck::cast_slice(src);
@@ -97,29 +112,34 @@ impl CacheType {
 }
 
 /// One layer's keys and values: `slots` positions of `n_kv_heads × head_dim` values each.
+/// Stored in `u32` words so that every head vector (an even number of bytes from a 4-aligned
+/// start) can be viewed as f16 / f32 / `BlockQ8_0` slices in place; `len` bytes are used.
 pub struct KvRing {
     ty: CacheType,
     slots: usize,
     head_dim: usize,
     n_kv_heads: usize,
     head_bytes: usize,
-    k: Vec<u8>,
-    v: Vec<u8>,
+    len: usize,
+    k: Vec<u32>,
+    v: Vec<u32>,
 }
 
 impl KvRing {
     pub fn new(ty: CacheType, slots: usize, n_kv_heads: usize, head_dim: usize) -> KvRing {
         let head_bytes = ty.bytes_for(head_dim);
         let total = slots * n_kv_heads * head_bytes;
+        let words = total.div_ceil(4);
         KvRing {
             ty,
             slots,
             head_dim,
             n_kv_heads,
             head_bytes,
+            len: total,
             // Zeroed pages are only touched when written: a long context costs memory as it fills.
-            k: vec![0; total],
-            v: vec![0; total],
+            k: vec![0; words],
+            v: vec![0; words],
         }
     }
 
@@ -133,7 +153,27 @@ impl KvRing {
 
     /// Bytes held by keys and values.
     pub fn bytes(&self) -> usize {
-        self.k.len() + self.v.len()
+        2 * self.len
+    }
+
+    fn k_bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice(&self.k)[..self.len]
+    }
+
+    fn v_bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice(&self.v)[..self.len]
+    }
+
+    /// The ring as the attention kernel reads it (bytes in place, slot/head strides).
+    pub fn view(&self) -> KvCache<'_> {
+        KvCache {
+            format: self.ty.format(),
+            k: self.k_bytes(),
+            v: self.v_bytes(),
+            slots: self.slots,
+            slot_stride: self.n_kv_heads * self.head_bytes,
+            head_stride: self.head_bytes,
+        }
     }
 
     fn offset(&self, pos: usize, kv_head: usize) -> usize {
@@ -142,12 +182,15 @@ impl KvRing {
 
     /// Stores the keys and values of position `pos` (`n_kv_heads × head_dim` floats each).
     pub fn write(&mut self, pos: usize, k: &[f32], v: &[f32]) {
+        let len = self.len;
         for h in 0..self.n_kv_heads {
             let o = self.offset(pos, h);
             let src = h * self.head_dim..(h + 1) * self.head_dim;
+            let kb: &mut [u8] = &mut bytemuck::cast_slice_mut(&mut self.k)[..len];
             self.ty
-                .store(&k[src.clone()], &mut self.k[o..o + self.head_bytes]);
-            self.ty.store(&v[src], &mut self.v[o..o + self.head_bytes]);
+                .store(&k[src.clone()], &mut kb[o..o + self.head_bytes]);
+            let vb: &mut [u8] = &mut bytemuck::cast_slice_mut(&mut self.v)[..len];
+            self.ty.store(&v[src], &mut vb[o..o + self.head_bytes]);
         }
     }
 
@@ -155,17 +198,21 @@ impl KvRing {
     #[inline]
     pub fn read(&self, pos: usize, kv_head: usize, k: &mut [f32], v: &mut [f32]) {
         let o = self.offset(pos, kv_head);
-        self.ty.load(&self.k[o..o + self.head_bytes], k);
-        self.ty.load(&self.v[o..o + self.head_bytes], v);
+        self.ty.load(&self.k_bytes()[o..o + self.head_bytes], k);
+        self.ty.load(&self.v_bytes()[o..o + self.head_bytes], v);
     }
 
     /// The raw bytes (for state files).
     pub fn raw(&self) -> (&[u8], &[u8]) {
-        (&self.k, &self.v)
+        (self.k_bytes(), self.v_bytes())
     }
 
     pub fn raw_mut(&mut self) -> (&mut [u8], &mut [u8]) {
-        (&mut self.k, &mut self.v)
+        let len = self.len;
+        (
+            &mut bytemuck::cast_slice_mut(&mut self.k)[..len],
+            &mut bytemuck::cast_slice_mut(&mut self.v)[..len],
+        )
     }
 }
 

@@ -8,6 +8,7 @@
 //! compiled with `#[target_feature]` and only ever called through a table whose features were
 //! detected.
 
+use crate::attention::{Attention, AttentionError, AttentionFn};
 use crate::formats::{self, FormatError};
 use crate::types::GgmlType;
 use std::sync::OnceLock;
@@ -120,6 +121,7 @@ pub struct Kernels {
     pub quantize_act: QuantizeActFn,
     dot_rows_for: fn(GgmlType) -> DotRowsFn,
     gemm_for: fn(GgmlType) -> DotRowsFn,
+    attention: AttentionFn,
 }
 
 impl Kernels {
@@ -128,6 +130,7 @@ impl Kernels {
         quantize_act: QuantizeActFn,
         dot_rows_for: fn(GgmlType) -> DotRowsFn,
         gemm_for: fn(GgmlType) -> DotRowsFn,
+        attention: AttentionFn,
     ) -> Kernels {
         Kernels {
             name: path.name(),
@@ -135,6 +138,7 @@ impl Kernels {
             quantize_act,
             dot_rows_for,
             gemm_for,
+            attention,
         }
     }
 
@@ -149,6 +153,15 @@ impl Kernels {
     /// tokens) against the same weights (it accepts any `n_act`, 1 included).
     pub fn gemm(&self, ty: GgmlType) -> DotRowsFn {
         (self.gemm_for)(ty)
+    }
+
+    /// Causal attention of a batch of queries over a KV ring (see [`crate::attention`]) on this
+    /// path; refuses inconsistent shapes with an error.
+    pub fn attend(&self, a: &Attention<'_>, out: &mut [f32]) -> Result<(), AttentionError> {
+        a.validate(out)?;
+        // SAFETY: validated above; tables are only handed out for CPUs with their features.
+        unsafe { (self.attention)(a, out) };
+        Ok(())
     }
 }
 
@@ -188,6 +201,7 @@ static SCALAR: Kernels = Kernels::new(
     formats::quantize_row,
     scalar_table,
     scalar_table,
+    crate::attention::SCALAR,
 );
 
 /// The scalar reference table (what every other path is tested against).

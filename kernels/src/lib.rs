@@ -1,6 +1,7 @@
 //! Quantized block formats (byte-for-byte ggml layouts), scalar reference kernels,
 //! SIMD kernels and run-time dispatch. Knows nothing about models.
 
+pub mod attention;
 pub mod dispatch;
 pub mod formats;
 pub mod matmul;

@@ -3,14 +3,13 @@
 
 use super::weights::MatRef;
 use super::{ModelError, Result};
-use crate::kernels::{matmul, GgmlType, QuantizedActs};
+use crate::kernels::{attention, matmul, GgmlType, QuantizedActs};
 use crate::kv::KvRing;
-use crate::ops;
-use rayon::prelude::*;
 
-/// Largest head dimension the attention kernel's stack buffers hold.
-pub(crate) const MAX_HEAD_DIM: usize = 512;
-/// Largest (query heads per KV head) × head_dim the attention kernel's stack buffers hold.
+/// Largest head dimension the attention kernel takes.
+pub(crate) const MAX_HEAD_DIM: usize = attention::MAX_HEAD_DIM;
+/// Largest (query heads per KV head) × head_dim the models accept (the kernel itself has no
+/// such limit: it tiles wide groups).
 pub(crate) const MAX_GROUP_FLOATS: usize = 8192;
 
 /// Activations quantized once and reused by every matrix of the same vec-dot format.
@@ -69,9 +68,9 @@ pub(crate) struct AttnParams {
 }
 
 /// Causal attention of `n` new queries at positions `pos0..pos0+n`. Keys before `pos0` come from
-/// `cache`; the batch's own keys from `k_new`/`v_new` (the cache is written after). Work is
-/// split over (token, KV head); each task streams its keys once for all the query heads that
-/// share them, with a running (online) softmax so no score buffer is needed.
+/// `cache`; the batch's own keys from `k_new`/`v_new` (the cache is written after). The work is
+/// the kernels crate's (`kernels::attention`): tiles of query tokens × the heads of a KV group
+/// against chunks of keys, split over threads by tile or, in decode, by key chunk.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attend(
     p: &AttnParams,
@@ -83,85 +82,23 @@ pub(crate) fn attend(
     v_new: &[f32],
     out: &mut [f32],
 ) {
-    let hd = p.head_dim;
-    let group = p.n_head / p.n_head_kv;
-    let q_dim = p.n_head * hd;
-    let kv_dim = p.n_head_kv * hd;
-    // Tasks are (token, KV head, slice of its query heads). Decode with multi-query attention
-    // has a single (token, KV head) pair, so the query heads are split until every thread has
-    // work; each head's arithmetic is the same whatever the split.
-    let threads = rayon::current_num_threads();
-    let base = n * p.n_head_kv;
-    let splits = if base >= threads {
-        1
-    } else {
-        let want = threads.div_ceil(base);
-        (want..=group)
-            .find(|&s| group.is_multiple_of(s))
-            .unwrap_or(group)
+    let a = attention::Attention {
+        n_head: p.n_head,
+        n_head_kv: p.n_head_kv,
+        head_dim: p.head_dim,
+        scale: p.scale,
+        softcap: p.softcap,
+        window: p.window,
+        pos0,
+        n,
+        q,
+        k_new,
+        v_new,
+        cache: cache.view(),
     };
-    let heads = group / splits;
-    let task = |(i, out_g): (usize, &mut [f32])| {
-        let (t, g, s) = (
-            i / (p.n_head_kv * splits),
-            (i / splits) % p.n_head_kv,
-            i % splits,
-        );
-        let pos = pos0 + t;
-        let first = match p.window {
-            Some(w) => (pos + 1).saturating_sub(w),
-            None => 0,
-        };
-        let q0 = t * q_dim + (g * group + s * heads) * hd;
-        let q_g = &q[q0..q0 + heads * hd];
-        let mut kbuf = [0.0f32; MAX_HEAD_DIM];
-        let mut vbuf = [0.0f32; MAX_HEAD_DIM];
-        let mut max = [f32::NEG_INFINITY; MAX_GROUP_FLOATS / 2];
-        let mut sum = [0.0f32; MAX_GROUP_FLOATS / 2];
-        out_g.iter_mut().for_each(|v| *v = 0.0);
-        for j in first..=pos {
-            let (k, v): (&[f32], &[f32]) = if j >= pos0 {
-                let o = (j - pos0) * kv_dim + g * hd;
-                (&k_new[o..o + hd], &v_new[o..o + hd])
-            } else {
-                cache.read(j, g, &mut kbuf[..hd], &mut vbuf[..hd]);
-                (&kbuf[..hd], &vbuf[..hd])
-            };
-            for h in 0..heads {
-                let mut score = ops::dot(&q_g[h * hd..(h + 1) * hd], k) * p.scale;
-                if let Some(c) = p.softcap {
-                    score = ops::softcap(score, c);
-                }
-                let acc = &mut out_g[h * hd..(h + 1) * hd];
-                if score > max[h] {
-                    let r = (max[h] - score).exp();
-                    sum[h] *= r;
-                    acc.iter_mut().for_each(|a| *a *= r);
-                    max[h] = score;
-                }
-                let w = (score - max[h]).exp();
-                sum[h] += w;
-                for (a, &vv) in acc.iter_mut().zip(v) {
-                    *a += w * vv;
-                }
-            }
-        }
-        for h in 0..heads {
-            let inv = 1.0 / sum[h];
-            out_g[h * hd..(h + 1) * hd]
-                .iter_mut()
-                .for_each(|a| *a *= inv);
-        }
-    };
-    if base * splits > 1 && threads > 1 {
-        out[..n * q_dim]
-            .par_chunks_mut(heads * hd)
-            .enumerate()
-            .for_each(task);
-    } else {
-        out[..n * q_dim]
-            .chunks_mut(heads * hd)
-            .enumerate()
-            .for_each(task);
+    // The models check head_dim, the q8_0 block multiple and the context length at load / per
+    // call, so a refusal here is a bug in the caller, not bad input.
+    if let Err(e) = attention::attend(&a, out) {
+        panic!("{e}");
     }
 }

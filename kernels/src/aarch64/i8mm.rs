@@ -18,6 +18,7 @@ pub(crate) static KERNELS: Kernels = Kernels::new(
     quantize::quantize_act,
     dot_rows_for,
     dot_rows_for,
+    crate::attention::NEON,
 );
 
 fn dot_rows_for(ty: GgmlType) -> DotRowsFn {

@@ -24,6 +24,7 @@ pub(crate) static KERNELS: Kernels = Kernels::new(
     quantize::quantize_act,
     dot_rows_for,
     dot_rows_for,
+    crate::attention::NEON,
 );
 
 /// Decode: 4 rows per call (2 for the K-quants, whose per-row state is larger); prefill 1 × 4.

@@ -35,6 +35,7 @@ pub(crate) static KERNELS: Kernels = Kernels::new(
     quantize::quantize_act,
     dot_rows_for,
     crate::x86::gemm::avx2_for,
+    crate::attention::AVX2,
 );
 
 /// Decode uses 4 weight rows per call (4 independent accumulator chains, activation block

@@ -19,6 +19,7 @@ pub(crate) static KERNELS: Kernels = Kernels::new(
     super::avx2::quantize::quantize_act,
     dot_rows_for,
     crate::x86::gemm::avx512_for,
+    crate::attention::AVX512,
 );
 
 pub(crate) fn dot_rows_for(ty: GgmlType) -> DotRowsFn {
