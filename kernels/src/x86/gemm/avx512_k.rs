@@ -27,6 +27,35 @@ fn f16_val(p: *const u8) -> f32 {
     F16_TO_F32[unsafe { std::ptr::read_unaligned(p as *const u16) } as usize]
 }
 
+/// `acc + sum of the pairwise products of the i16 lanes of a and b` (`vpdpwssd`), as written:
+/// left to LLVM, the generic x86-64 tuning splits it into `vpmaddwd` + `vpaddd` (and then
+/// re-associates the accumulation chains, which spilled the 4×4 tile's accumulators).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn dpwssd(acc: __m512i, a: __m512i, b: __m512i) -> __m512i {
+    let mut acc = acc;
+    // SAFETY: callers run with AVX-512 VNNI (the tile functions' target features).
+    unsafe {
+        std::arch::asm!(
+            "vpdpwssd {acc}, {a}, {b}",
+            acc = inout(zmm_reg) acc,
+            a = in(zmm_reg) a,
+            b = in(zmm_reg) b,
+            options(pure, nomem, nostack, preserves_flags)
+        )
+    };
+    acc
+}
+
+/// `*p += f * dy`, through memory: the tile keeps its integer sums in registers and its f32
+/// accumulators in L1 (they change once per super-block), which a 4×4 tile needs to fit the
+/// 32 zmm registers.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn acc_update(p: *mut __m512, f: __m512, dy: __m512) {
+    unsafe { p.write_volatile(_mm512_fmadd_ps(f, dy, p.read_volatile())) };
+}
+
 #[inline(always)]
 unsafe fn rd_f32(p: *const u8) -> f32 {
     unsafe { std::ptr::read_unaligned(p as *const f32) }
@@ -91,7 +120,7 @@ unsafe fn tile_q45k<const F: u8, const R: usize, const T: usize>(
                 let y = unsafe { _mm512_loadu_si512(pa[j].add(A_QS + 64 * c) as *const __m512i) };
                 for i in 0..R {
                     let p = _mm512_maddubs_epi16(wq[i], y);
-                    sumi[i][j] = _mm512_dpwssd_epi32(sumi[i][j], p, ws[i]);
+                    sumi[i][j] = unsafe { dpwssd(sumi[i][j], p, ws[i]) };
                 }
             }
         }
@@ -108,7 +137,7 @@ unsafe fn tile_q45k<const F: u8, const R: usize, const T: usize>(
                 let mn = _mm_cvtepi32_ps(_mm_madd_epi16(mins[i], pairs));
                 let f = _mm512_mul_ps(_mm512_cvtepi32_ps(sumi[i][j]), _mm512_set1_ps(d));
                 let f = _mm512_fnmadd_ps(_mm512_zextps128_ps512(mn), _mm512_set1_ps(dmin), f);
-                acc[i][j] = _mm512_fmadd_ps(f, _mm512_set1_ps(dy), acc[i][j]);
+                unsafe { acc_update(&mut acc[i][j], f, _mm512_set1_ps(dy)) };
             }
         }
     }
@@ -184,7 +213,7 @@ unsafe fn tile_q6k<const R: usize, const T: usize>(
                         unsafe { _mm512_loadu_si512(pa[j].add(A_QS + 64 * t) as *const __m512i) };
                     for i in 0..R {
                         let p = _mm512_maddubs_epi16(wq[i], y);
-                        sumi[i][j] = _mm512_dpwssd_epi32(sumi[i][j], p, ws[i]);
+                        sumi[i][j] = unsafe { dpwssd(sumi[i][j], p, ws[i]) };
                     }
                 }
             }
@@ -193,11 +222,8 @@ unsafe fn tile_q6k<const R: usize, const T: usize>(
             let dy = unsafe { rd_f32(pa[j]) };
             for i in 0..R {
                 let d = f16_val(unsafe { pw[i].add(208) });
-                acc[i][j] = _mm512_fmadd_ps(
-                    _mm512_cvtepi32_ps(sumi[i][j]),
-                    _mm512_set1_ps(d * dy),
-                    acc[i][j],
-                );
+                let f = _mm512_cvtepi32_ps(sumi[i][j]);
+                unsafe { acc_update(&mut acc[i][j], f, _mm512_set1_ps(d * dy)) };
             }
         }
     }
