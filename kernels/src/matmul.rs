@@ -414,7 +414,10 @@ mod tests {
             ] {
                 let s = prefill_split(rows, cols, n, threads);
                 let at = format!("{rows}x{cols}, {n} tokens, {threads} threads: {s:?}");
-                assert!(s.rows_per % 4 == 0 && s.tokens_per % 4 == 0, "{at}");
+                assert!(
+                    s.rows_per.is_multiple_of(4) && s.tokens_per.is_multiple_of(4),
+                    "{at}"
+                );
                 // Every task non-empty, together exactly the rows / tokens.
                 assert!((s.row_tasks - 1) * s.rows_per < rows, "{at}");
                 assert!(s.row_tasks * s.rows_per >= rows, "{at}");
