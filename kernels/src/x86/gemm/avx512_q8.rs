@@ -1,5 +1,6 @@
-//! AVX-512 VNNI prefill microkernels for the weight formats dotted with Q8_0 activations:
-//! Q8_0, Q4_0, Q5_0. Scalar references: `formats/{q8_0,q4_0,q5_0}.rs`.
+//! AVX-512 VNNI prefill microkernels for the 32-element block formats: Q8_0, Q4_0, Q5_0 (× Q8_0
+//! activations) and Q4_1, Q5_1 (× Q8_1). Scalar references: `formats/{q8_0,q4_0,q5_0,q4_1,
+//! q5_1}.rs`.
 //!
 //! A step covers 4 blocks (128 elements) in two zmm: `lo` holds elements 0-15 of the 4
 //! blocks (16 bytes each, block `k` in bytes `16k..16k + 16`), `hi` elements 16-31. That is
@@ -13,29 +14,75 @@
 //! next to their lane scales and the start values `-c * sum(y)` of each lane, so
 //! `vpdpbusd(vpdpbusd(-c sum(y), lo_w, lo_y), hi_w, hi_y)` is the exact `sum(w y)` per block.
 //! Unpacking is shared by the tile's `T` tokens, activation loads by its `R` rows.
+//!
+//! Q4_1 / Q5_1 (`d q + m`) dot their unsigned values with start 0 and add each block's
+//! `m s_y` with one more FMA per step: block `k`'s `m` in its 4 lanes times `s_y / 4`
+//! (exact: a power of two) prepared with the activations.
 
 use super::walk::GemmKernel;
 use crate::simd_common::F16_TO_F32;
 use std::arch::x86_64::*;
 
-/// Bytes of a Q8_0 activation block.
-const A_BLOCK: usize = 34;
+/// Bytes of an activation block: Q8_0 (`d`, 32 quants) or Q8_1 (`d`, `s`, 32 quants).
+const fn a_block(f: u8) -> usize {
+    if has_min(f) {
+        36
+    } else {
+        34
+    }
+}
 /// Blocks per step.
 const STEP_BLOCKS: usize = 4;
-/// Prepared bytes per step: `lo` and `hi` quants, 16 f32 lane scales, 16 i32 start values.
-const PREP_STEP: usize = 256;
+/// Prepared bytes per step: `lo` and `hi` quants, 16 f32 lane scales, 16 i32 start values, and
+/// for Q4_1 / Q5_1 16 f32 `s_y / 4`.
+const fn prep_step(f: u8) -> usize {
+    if has_min(f) {
+        320
+    } else {
+        256
+    }
+}
 
 /// Weight formats of this family (the `F` parameter).
 const Q8_0: u8 = 0;
 const Q4_0: u8 = 1;
 const Q5_0: u8 = 2;
+const Q4_1: u8 = 3;
+const Q5_1: u8 = 4;
+
+/// Whether the format has a block minimum (`d q + m`, dotted with Q8_1).
+const fn has_min(f: u8) -> bool {
+    f == Q4_1 || f == Q5_1
+}
 
 const fn w_block(f: u8) -> usize {
     match f {
         Q8_0 => 34,
         Q4_0 => 18,
-        _ => 22,
+        Q5_0 => 22,
+        Q4_1 => 20,
+        _ => 24,
     }
+}
+
+/// Offsets of `qs` and (Q5) `qh` in a weight block.
+const fn qs_off(f: u8) -> usize {
+    match f {
+        Q4_0 => 2,
+        Q5_0 => 6,
+        Q4_1 => 4,
+        _ => 8,
+    }
+}
+const fn qh_off(f: u8) -> usize {
+    if f == Q5_0 {
+        2
+    } else {
+        4
+    }
+}
+const fn is_q5(f: u8) -> bool {
+    f == Q5_0 || f == Q5_1
 }
 
 /// The offset that makes the weights unsigned: stored value minus it is the weight.
@@ -43,7 +90,8 @@ const fn w_offset(f: u8) -> u8 {
     match f {
         Q8_0 => 0x80,
         Q4_0 => 8,
-        _ => 16,
+        Q5_0 => 16,
+        _ => 0,
     }
 }
 
@@ -74,15 +122,18 @@ unsafe fn spread4(v: __m128) -> __m512 {
 unsafe fn prep<const F: u8>(cols: usize, act: *const u8, dst: *mut u8) {
     let nb = cols / 32;
     let offset = _mm512_set1_epi8(w_offset(F) as i8);
+    let q = if has_min(F) { 4 } else { 2 };
     for s in 0..nb.div_ceil(STEP_BLOCKS) {
-        let o = unsafe { dst.add(s * PREP_STEP) };
+        let o = unsafe { dst.add(s * prep_step(F)) };
         let mut d = [0.0f32; 4];
+        let mut sy = [0.0f32; 4];
         for (k, dk) in d.iter_mut().enumerate() {
             let b = STEP_BLOCKS * s + k;
             let (lo, hi) = if b < nb {
-                let p = unsafe { act.add(b * A_BLOCK) };
+                let p = unsafe { act.add(b * a_block(F)) };
                 *dk = f16_val(p);
-                unsafe { (ld128(p.add(2)), ld128(p.add(18))) }
+                sy[k] = f16_val(p.wrapping_add(2)) * 0.25;
+                unsafe { (ld128(p.add(q)), ld128(p.add(q + 16))) }
             } else {
                 (_mm_setzero_si128(), _mm_setzero_si128())
             };
@@ -100,6 +151,10 @@ unsafe fn prep<const F: u8>(cols: usize, act: *const u8, dst: *mut u8) {
         let dv = unsafe { spread4(_mm_loadu_ps(d.as_ptr())) };
         unsafe { _mm512_store_ps(o.add(128) as *mut f32, dv) };
         unsafe { _mm512_store_si512(o.add(192) as *mut __m512i, start) };
+        if has_min(F) {
+            let sv = unsafe { spread4(_mm_loadu_ps(sy.as_ptr())) };
+            unsafe { _mm512_store_ps(o.add(256) as *mut f32, sv) };
+        }
     }
 }
 
@@ -107,14 +162,23 @@ unsafe fn prep<const F: u8>(cols: usize, act: *const u8, dst: *mut u8) {
 /// their lane scales; missing blocks are zeros with scale 0.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn unpack<const F: u8, const N: usize>(p: *const u8) -> (__m512i, __m512i, __m512) {
+unsafe fn unpack<const F: u8, const N: usize>(p: *const u8) -> (__m512i, __m512i, __m512, __m512) {
     let wb = w_block(F);
     let blk = |k: usize| p.wrapping_add(k * wb);
     let mut d = [0.0f32; 4];
-    for (k, dk) in d.iter_mut().enumerate().take(N) {
-        *dk = f16_val(blk(k));
+    let mut m = [0.0f32; 4];
+    for k in 0..N {
+        d[k] = f16_val(blk(k));
+        if has_min(F) {
+            m[k] = f16_val(blk(k).wrapping_add(2));
+        }
     }
     let dv = unsafe { spread4(_mm_setr_ps(d[0], d[1], d[2], d[3])) };
+    let mv = if has_min(F) {
+        unsafe { spread4(_mm_setr_ps(m[0], m[1], m[2], m[3])) }
+    } else {
+        _mm512_setzero_ps()
+    };
     // The 16 bytes at `off` of each block, block k in bytes 16k..16k + 16.
     let gather = |off: usize| {
         let part = |k: usize| {
@@ -139,16 +203,17 @@ unsafe fn unpack<const F: u8, const N: usize>(p: *const u8) -> (__m512i, __m512i
         }
         _ => {
             let low4 = _mm512_set1_epi8(0x0f);
-            let qs = gather(if F == Q4_0 { 2 } else { 6 });
+            let qs = gather(qs_off(F));
             let lo = _mm512_and_si512(qs, low4);
             let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(qs), low4);
-            if F == Q4_0 {
+            if !is_q5(F) {
                 (lo, hi)
             } else {
                 // Bit 4 of element l of block k: qh bit l; as masks over the lo / hi bytes.
                 let (mut mlo, mut mhi) = (0u64, 0u64);
                 for k in 0..N {
-                    let qh = unsafe { std::ptr::read_unaligned(blk(k).add(2) as *const u32) };
+                    let qh =
+                        unsafe { std::ptr::read_unaligned(blk(k).add(qh_off(F)) as *const u32) };
                     mlo |= ((qh & 0xffff) as u64) << (16 * k);
                     mhi |= ((qh >> 16) as u64) << (16 * k);
                 }
@@ -160,7 +225,7 @@ unsafe fn unpack<const F: u8, const N: usize>(p: *const u8) -> (__m512i, __m512i
             }
         }
     };
-    (lo, hi, dv)
+    (lo, hi, dv, mv)
 }
 
 /// Adds step `s` (blocks `4s..4s + N`) of the `R` rows and `T` tokens into `acc`.
@@ -175,14 +240,16 @@ unsafe fn step<const F: u8, const R: usize, const T: usize, const N: usize>(
     let mut wlo = [_mm512_setzero_si512(); R];
     let mut whi = [_mm512_setzero_si512(); R];
     let mut wd = [_mm512_setzero_ps(); R];
+    let mut wm = [_mm512_setzero_ps(); R];
     for i in 0..R {
-        let (lo, hi, d) = unsafe { unpack::<F, N>(w[i].add(STEP_BLOCKS * s * w_block(F))) };
+        let (lo, hi, d, m) = unsafe { unpack::<F, N>(w[i].add(STEP_BLOCKS * s * w_block(F))) };
         wlo[i] = lo;
         whi[i] = hi;
         wd[i] = d;
+        wm[i] = m;
     }
     for j in 0..T {
-        let pa = unsafe { a[j].add(s * PREP_STEP) };
+        let pa = unsafe { a[j].add(s * prep_step(F)) };
         let ylo = unsafe { _mm512_load_si512(pa as *const __m512i) };
         let yhi = unsafe { _mm512_load_si512(pa.add(64) as *const __m512i) };
         let dy = unsafe { _mm512_load_ps(pa.add(128) as *const f32) };
@@ -191,6 +258,10 @@ unsafe fn step<const F: u8, const R: usize, const T: usize, const N: usize>(
             let si = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(start, wlo[i], ylo), whi[i], yhi);
             acc[i][j] =
                 _mm512_fmadd_ps(_mm512_cvtepi32_ps(si), _mm512_mul_ps(wd[i], dy), acc[i][j]);
+            if has_min(F) {
+                let sy = unsafe { _mm512_load_ps(pa.add(256) as *const f32) };
+                acc[i][j] = _mm512_fmadd_ps(wm[i], sy, acc[i][j]);
+            }
         }
     }
 }
@@ -227,7 +298,7 @@ macro_rules! q8_family {
         pub(crate) struct $name;
         impl GemmKernel for $name {
             fn prep_bytes(cols: usize) -> usize {
-                (cols / 32).div_ceil(STEP_BLOCKS) * PREP_STEP
+                (cols / 32).div_ceil(STEP_BLOCKS) * prep_step($f)
             }
             unsafe fn prep(cols: usize, act: *const u8, dst: *mut u8) {
                 unsafe { prep::<{ $f }>(cols, act, dst) }
@@ -247,3 +318,5 @@ macro_rules! q8_family {
 q8_family!(GemmQ8_0, Q8_0);
 q8_family!(GemmQ4_0, Q4_0);
 q8_family!(GemmQ5_0, Q5_0);
+q8_family!(GemmQ4_1, Q4_1);
+q8_family!(GemmQ5_1, Q5_1);

@@ -1,13 +1,15 @@
 //! Prefill (batch of tokens × weight matrix) kernels for x86_64: the `gemm` entries of the
 //! `avx2` and `avx512` tables. A format with a register-tiled microkernel here
-//! ([`walk::GemmKernel`]) runs through [`walk::gemm`]; the others (Q4_1, Q5_1, the float
-//! formats; on AVX2 also the K-quants) use the decode path's row kernels through the tile
-//! walker in `rows.rs`.
+//! ([`walk::GemmKernel`]) runs through [`walk::gemm`]; the others (the float formats;
+//! on AVX2 also Q4_1, Q5_1 and the K-quants) use the decode path's row kernels through the
+//! tile walker in `rows.rs`.
 //!
 //! Tiles (weight rows × tokens), from `benches/gemm.rs` on Zen 5, 1 thread, 128 tokens, GOP/s
 //! against the decode kernels on the same batch:
 //! - AVX-512: 4 × 4 (16 zmm accumulators). Q4_0 ~250-300 (2.6-2.9x), Q5_0 ~215-250
-//!   (2.4-2.6x), Q8_0 ~220-270 (2.1-2.5x), Q6_K ~220 (2.2x), Q4_K / Q5_K ~170-180 (1.7-1.8x).
+//!   (2.4-2.6x), Q8_0 ~220-270 (2.1-2.5x), Q6_K ~220 (2.2x), Q4_K / Q5_K ~170-180 (1.7-1.8x);
+//!   Q4_1 / Q5_1 (3 × 4: one more weight register per row) ~190-200 (2.8-3.3x; their decode
+//!   kernels are AVX2 / 256-bit).
 //!   Zen 5 issues `vpdpbusd`, `vpmaddubsw`, `vpdpwssd`, `vmulps` and `vfmadd` on the same two
 //!   pipes (measured 2 per cycle for any mix), which bounds the Q8_0-family at ~490 GOP/s.
 //!   An 8-block step (one float update per 8 blocks instead of 4) measured no faster: its
@@ -40,6 +42,10 @@ pub(crate) fn avx512_for(ty: GgmlType) -> DotRowsFn {
         GgmlType::Q8_0 => gemm::<avx512_q8::GemmQ8_0, 4, 4>,
         GgmlType::Q4_0 => gemm::<avx512_q8::GemmQ4_0, 4, 4>,
         GgmlType::Q5_0 => gemm::<avx512_q8::GemmQ5_0, 4, 4>,
+        // One more weight register per row (the minimums): 3 rows keep the tile in the 32
+        // zmm registers.
+        GgmlType::Q4_1 => gemm::<avx512_q8::GemmQ4_1, 3, 4>,
+        GgmlType::Q5_1 => gemm::<avx512_q8::GemmQ5_1, 3, 4>,
         GgmlType::Q4_K => gemm::<avx512_k::GemmQ4K, 4, 4>,
         GgmlType::Q5_K => gemm::<avx512_k::GemmQ5K, 4, 4>,
         GgmlType::Q6_K => gemm::<avx512_k::GemmQ6K, 4, 4>,
