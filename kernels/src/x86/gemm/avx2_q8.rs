@@ -1,5 +1,5 @@
-//! AVX2 prefill microkernels for Q8_0, Q4_0 and Q5_0 weights (× Q8_0 activations). Scalar
-//! references: `formats/{q8_0,q4_0,q5_0}.rs`.
+//! AVX2 prefill microkernels for Q8_0, Q4_0, Q5_0 (× Q8_0 activations) and Q4_1 (× Q8_1)
+//! weights (Q5_1 is handled too but measured no faster than its decode kernel, see `mod.rs`). Scalar references: `formats/{q8_0,q4_0,q5_0,q4_1,q5_1}.rs`.
 //!
 //! A step covers 2 blocks in two ymm: `lo` holds elements 0-15 of both blocks (block 1 in
 //! bytes 16-31), `hi` elements 16-31, the order the nibbles of two Q4_0 / Q5_0 blocks unpack
@@ -10,24 +10,65 @@
 //! Q8_0 uses the sign trick (`|w|` × `y` with `w`'s sign), exact since activations avoid -128.
 //! Activations are prepared once per token tile: `lo`, `hi`, 8 lane scales, 8 start values.
 //! The tile is 2 rows × 4 tokens: 8 accumulators and 6 weight registers of the 16.
+//! Q4_1 / Q5_1 add `m s_y` per block with one FMA per step (`m` in the block's lanes times
+//! `s_y / 4`, prepared), in 2 × 3 tiles (one more register per row).
 
 use super::walk::GemmKernel;
 use crate::simd_common::F16_TO_F32;
 use std::arch::x86_64::*;
 
-const A_BLOCK: usize = 34;
-/// Prepared bytes per step (2 blocks).
-const PREP_STEP: usize = 128;
+/// Bytes of an activation block: Q8_0 (`d`, quants) or Q8_1 (`d`, `s`, quants).
+const fn a_block(f: u8) -> usize {
+    if has_min(f) {
+        36
+    } else {
+        34
+    }
+}
+/// Prepared bytes per step (2 blocks): `lo`, `hi`, 8 lane scales, 8 start values, and for
+/// Q4_1 / Q5_1 8 `s_y / 4`.
+const fn prep_step(f: u8) -> usize {
+    if has_min(f) {
+        160
+    } else {
+        128
+    }
+}
 
 const Q8_0: u8 = 0;
 const Q4_0: u8 = 1;
 const Q5_0: u8 = 2;
+const Q4_1: u8 = 3;
+const Q5_1: u8 = 4;
+
+const fn has_min(f: u8) -> bool {
+    f == Q4_1 || f == Q5_1
+}
 
 const fn w_block(f: u8) -> usize {
     match f {
         Q8_0 => 34,
         Q4_0 => 18,
-        _ => 22,
+        Q5_0 => 22,
+        Q4_1 => 20,
+        _ => 24,
+    }
+}
+
+/// Offsets of `qs` and (Q5) `qh` in a weight block.
+const fn qs_off(f: u8) -> usize {
+    match f {
+        Q4_0 => 2,
+        Q5_0 => 6,
+        Q4_1 => 4,
+        _ => 8,
+    }
+}
+const fn qh_off(f: u8) -> usize {
+    if f == Q5_0 {
+        2
+    } else {
+        4
     }
 }
 
@@ -36,7 +77,8 @@ const fn w_offset(f: u8) -> i32 {
     match f {
         Q8_0 => 0,
         Q4_0 => 8,
-        _ => 16,
+        Q5_0 => 16,
+        _ => 0,
     }
 }
 
@@ -70,14 +112,22 @@ unsafe fn widen(v: __m256i) -> __m256i {
 unsafe fn prep<const F: u8>(cols: usize, act: *const u8, dst: *mut u8) {
     let nb = cols / 32;
     let c = w_offset(F);
+    let q = if has_min(F) { 4 } else { 2 };
     for s in 0..nb.div_ceil(2) {
-        let p0 = unsafe { act.add(2 * s * A_BLOCK) };
-        let (lo0, hi0) = unsafe { (ld128(p0.add(2)), ld128(p0.add(18))) };
-        let (lo1, hi1, d1) = if 2 * s + 1 < nb {
-            let p1 = unsafe { p0.add(A_BLOCK) };
-            unsafe { (ld128(p1.add(2)), ld128(p1.add(18)), f16_val(p1)) }
+        let p0 = unsafe { act.add(2 * s * a_block(F)) };
+        let (lo0, hi0) = unsafe { (ld128(p0.add(q)), ld128(p0.add(q + 16))) };
+        let (lo1, hi1, d1, s1) = if 2 * s + 1 < nb {
+            let p1 = unsafe { p0.add(a_block(F)) };
+            unsafe {
+                (
+                    ld128(p1.add(q)),
+                    ld128(p1.add(q + 16)),
+                    f16_val(p1),
+                    f16_val(p1.add(2)),
+                )
+            }
         } else {
-            (_mm_setzero_si128(), _mm_setzero_si128(), 0.0)
+            (_mm_setzero_si128(), _mm_setzero_si128(), 0.0, 0.0)
         };
         let lo = _mm256_set_m128i(lo1, lo0);
         let hi = _mm256_set_m128i(hi1, hi0);
@@ -87,12 +137,16 @@ unsafe fn prep<const F: u8>(cols: usize, act: *const u8, dst: *mut u8) {
             _mm256_maddubs_epi16(_mm256_set1_epi8(1), hi),
         ));
         let start = _mm256_mullo_epi32(sum, _mm256_set1_epi32(-c));
-        let o = unsafe { dst.add(s * PREP_STEP) };
+        let o = unsafe { dst.add(s * prep_step(F)) };
         unsafe {
             _mm256_store_si256(o as *mut __m256i, lo);
             _mm256_store_si256(o.add(32) as *mut __m256i, hi);
             _mm256_store_ps(o.add(64) as *mut f32, lane_scales(f16_val(p0), d1));
             _mm256_store_si256(o.add(96) as *mut __m256i, start);
+            if has_min(F) {
+                let sv = lane_scales(f16_val(p0.wrapping_add(2)) * 0.25, s1 * 0.25);
+                _mm256_store_ps(o.add(128) as *mut f32, sv);
+            }
         }
     }
 }
@@ -101,10 +155,22 @@ unsafe fn prep<const F: u8>(cols: usize, act: *const u8, dst: *mut u8) {
 /// signed) and their lane scales. `HALF`: only the first block exists.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn unpack<const F: u8, const HALF: bool>(p: *const u8) -> (__m256i, __m256i, __m256) {
+unsafe fn unpack<const F: u8, const HALF: bool>(
+    p: *const u8,
+) -> (__m256i, __m256i, __m256, __m256) {
     let p1 = p.wrapping_add(w_block(F));
     let d1 = if HALF { 0.0 } else { f16_val(p1) };
     let d = unsafe { lane_scales(f16_val(p), d1) };
+    let m = if has_min(F) {
+        let m1 = if HALF {
+            0.0
+        } else {
+            f16_val(p1.wrapping_add(2))
+        };
+        unsafe { lane_scales(f16_val(p.wrapping_add(2)), m1) }
+    } else {
+        _mm256_setzero_ps()
+    };
     let part = |q: *const u8, off: usize| {
         if HALF && q == p1 {
             _mm_setzero_si128()
@@ -118,15 +184,17 @@ unsafe fn unpack<const F: u8, const HALF: bool>(p: *const u8) -> (__m256i, __m25
             _mm256_set_m128i(part(p1, 18), part(p, 18)),
         ),
         _ => {
-            let off = if F == Q4_0 { 2 } else { 6 };
+            let off = qs_off(F);
             let qs = _mm256_set_m128i(part(p1, off), part(p, off));
             let low4 = _mm256_set1_epi8(0x0f);
             let lo = _mm256_and_si256(qs, low4);
             let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(qs), low4);
-            if F == Q4_0 {
+            if F == Q4_0 || F == Q4_1 {
                 (lo, hi)
             } else {
-                let rd = |q: *const u8| unsafe { std::ptr::read_unaligned(q.add(2) as *const u32) };
+                let rd = |q: *const u8| unsafe {
+                    std::ptr::read_unaligned(q.add(qh_off(F)) as *const u32)
+                };
                 let (h0, h1) = (rd(p), if HALF { 0 } else { rd(p1) });
                 let bit4 = _mm256_set1_epi8(0x10);
                 let bits = |b: u32| unsafe {
@@ -139,7 +207,7 @@ unsafe fn unpack<const F: u8, const HALF: bool>(p: *const u8) -> (__m256i, __m25
             }
         }
     };
-    (lo, hi, d)
+    (lo, hi, d, m)
 }
 
 #[inline]
@@ -153,11 +221,12 @@ unsafe fn step<const F: u8, const R: usize, const T: usize, const HALF: bool>(
     let mut wlo = [_mm256_setzero_si256(); R];
     let mut whi = [_mm256_setzero_si256(); R];
     let mut wd = [_mm256_setzero_ps(); R];
+    let mut wm = [_mm256_setzero_ps(); R];
     for i in 0..R {
-        (wlo[i], whi[i], wd[i]) = unsafe { unpack::<F, HALF>(w[i].add(2 * s * w_block(F))) };
+        (wlo[i], whi[i], wd[i], wm[i]) = unsafe { unpack::<F, HALF>(w[i].add(2 * s * w_block(F))) };
     }
     for j in 0..T {
-        let pa = unsafe { a[j].add(s * PREP_STEP) };
+        let pa = unsafe { a[j].add(s * prep_step(F)) };
         let ylo = unsafe { _mm256_load_si256(pa as *const __m256i) };
         let yhi = unsafe { _mm256_load_si256(pa.add(32) as *const __m256i) };
         let dy = unsafe { _mm256_load_ps(pa.add(64) as *const f32) };
@@ -182,6 +251,10 @@ unsafe fn step<const F: u8, const R: usize, const T: usize, const HALF: bool>(
             };
             acc[i][j] =
                 _mm256_fmadd_ps(_mm256_cvtepi32_ps(si), _mm256_mul_ps(wd[i], dy), acc[i][j]);
+            if has_min(F) {
+                let sy = unsafe { _mm256_load_ps(pa.add(128) as *const f32) };
+                acc[i][j] = _mm256_fmadd_ps(wm[i], sy, acc[i][j]);
+            }
         }
     }
 }
@@ -209,7 +282,7 @@ macro_rules! q8_family {
         impl GemmKernel for $name {
             fn prep_bytes(cols: usize) -> usize {
                 // Whole 64-byte lines: an odd step count gets one spare line pair.
-                ((cols / 32).div_ceil(2) * PREP_STEP).div_ceil(64) * 64
+                ((cols / 32).div_ceil(2) * prep_step($f)).div_ceil(64) * 64
             }
             unsafe fn prep(cols: usize, act: *const u8, dst: *mut u8) {
                 unsafe { prep::<{ $f }>(cols, act, dst) }
@@ -229,3 +302,4 @@ macro_rules! q8_family {
 q8_family!(GemmQ8_0, Q8_0);
 q8_family!(GemmQ4_0, Q4_0);
 q8_family!(GemmQ5_0, Q5_0);
+q8_family!(GemmQ4_1, Q4_1);

@@ -1,7 +1,7 @@
 //! Prefill (batch of tokens × weight matrix) kernels for x86_64: the `gemm` entries of the
 //! `avx2` and `avx512` tables. A format with a register-tiled microkernel here
-//! ([`walk::GemmKernel`]) runs through [`walk::gemm`]; the others (on AVX2: Q4_1,
-//! Q5_1, the K-quants and the float formats) use the decode path's row kernels through the
+//! ([`walk::GemmKernel`]) runs through [`walk::gemm`]; the others (on AVX2: Q5_1, the
+//! K-quants and the float formats) use the decode path's row kernels through the
 //! tile walker in `rows.rs`.
 //!
 //! Tiles (weight rows × tokens), from `benches/gemm.rs` on Zen 5, 1 thread, 128 tokens, GOP/s
@@ -15,7 +15,7 @@
 //!   An 8-block step (one float update per 8 blocks instead of 4) measured no faster: its
 //!   unpacking (more shuffles, on those pipes too) ate the saving.
 //! - AVX2: 2 × 4 (8 ymm accumulators, 6 weight registers: 16 in all). Q4_0 1.55x, Q8_0 and
-//!   Q5_0 1.2x; 2 × 3 measured 5-10% slower.
+//!   Q5_0 1.2x; 2 × 3 measured 5-10% slower. Q4_1 2 × 3: 1.45-1.65x.
 
 mod avx2_q8;
 mod avx512_float;
@@ -33,6 +33,9 @@ pub(crate) fn avx2_for(ty: GgmlType) -> DotRowsFn {
         GgmlType::Q8_0 => gemm::<avx2_q8::GemmQ8_0, 2, 4>,
         GgmlType::Q4_0 => gemm::<avx2_q8::GemmQ4_0, 2, 4>,
         GgmlType::Q5_0 => gemm::<avx2_q8::GemmQ5_0, 2, 4>,
+        GgmlType::Q4_1 => gemm::<avx2_q8::GemmQ4_1, 2, 3>,
+        // Q5_1 measured no faster than its decode kernel in 2x3 tiles (1.0x: the high-bit
+        // expansion and the minimums overflow the 16 registers), so it keeps that one.
         _ => super::avx2::dot_rows_for(ty),
     }
 }
