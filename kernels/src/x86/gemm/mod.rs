@@ -1,7 +1,7 @@
 //! Prefill (batch of tokens × weight matrix) kernels for x86_64: the `gemm` entries of the
 //! `avx2` and `avx512` tables. A format with a register-tiled microkernel here
-//! ([`walk::GemmKernel`]) runs through [`walk::gemm`]; the others (on AVX2: Q5_1, the
-//! K-quants and the float formats) use the decode path's row kernels through the
+//! ([`walk::GemmKernel`]) runs through [`walk::gemm`]; the others (F32; on AVX2 also Q5_1,
+//! the K-quants and F16 / BF16) use the decode path's row kernels through the
 //! tile walker in `rows.rs`.
 //!
 //! Tiles (weight rows × tokens), from `benches/gemm.rs` on Zen 5, 1 thread, 128 tokens, GOP/s
@@ -9,7 +9,7 @@
 //! - AVX-512: 4 × 4 (16 zmm accumulators). Q4_0 ~250-300 (2.6-2.9x), Q5_0 ~215-250
 //!   (2.4-2.6x), Q8_0 ~220-270 (2.1-2.5x), Q6_K ~220 (2.2x), Q4_K / Q5_K ~170-180 (1.7-1.8x);
 //!   Q4_1 / Q5_1 (3 × 4: one more weight register per row) ~190-200 (2.8-3.3x; their decode
-//!   kernels are AVX2 / 256-bit); F16 / BF16 / F32 ~130-190 (2.4-3.5x).
+//!   kernels are AVX2 / 256-bit); F16 / BF16 ~130-190 (3-3.5x).
 //!   Zen 5 issues `vpdpbusd`, `vpmaddubsw`, `vpdpwssd`, `vmulps` and `vfmadd` on the same two
 //!   pipes (measured 2 per cycle for any mix), which bounds the Q8_0-family at ~490 GOP/s.
 //!   An 8-block step (one float update per 8 blocks instead of 4) measured no faster: its
@@ -53,7 +53,6 @@ pub(crate) fn avx512_for(ty: GgmlType) -> DotRowsFn {
         GgmlType::Q4_K => gemm::<avx512_k::GemmQ4K, 4, 4>,
         GgmlType::Q5_K => gemm::<avx512_k::GemmQ5K, 4, 4>,
         GgmlType::Q6_K => gemm::<avx512_k::GemmQ6K, 4, 4>,
-        GgmlType::F32 => gemm::<avx512_float::GemmF32, 4, 4>,
         GgmlType::F16 => gemm::<avx512_float::GemmF16, 4, 4>,
         GgmlType::BF16 => gemm::<avx512_float::GemmBf16, 4, 4>,
         _ => super::avx512::dot_rows_for(ty),
