@@ -194,6 +194,18 @@ unsafe fn unpack<const F: u8, const N: usize>(p: *const u8) -> (__m512i, __m512i
         _mm512_inserti32x4::<3>(z, part(3))
     };
     let (lo, hi) = match F {
+        Q8_0 if N == 4 => {
+            // Whole blocks as [b0 | b1], [b2 | b3] (two 256-bit loads and inserts each), then
+            // the 128-bit halves picked into lo / hi: 4 shuffles instead of 6 inserts.
+            let flip = _mm512_set1_epi8(0x80u8 as i8);
+            let ld = |k: usize| unsafe { _mm256_loadu_si256(blk(k).add(2) as *const __m256i) };
+            let z01 = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(ld(0)), ld(1));
+            let z23 = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(ld(2)), ld(3));
+            (
+                _mm512_xor_si512(_mm512_shuffle_i64x2::<0b10_00_10_00>(z01, z23), flip),
+                _mm512_xor_si512(_mm512_shuffle_i64x2::<0b11_01_11_01>(z01, z23), flip),
+            )
+        }
         Q8_0 => {
             let flip = _mm512_set1_epi8(0x80u8 as i8);
             (
