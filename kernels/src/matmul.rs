@@ -277,9 +277,88 @@ fn run_decode(k: &Kernels, w: &WeightMatrix, acts: &QuantizedActs, out: &mut [f3
     run_row_split(k.dot_rows(w.ty), w, acts, out)
 }
 
-/// A batch of activation rows (prefill): the prefill kernel, weight rows split over the pool.
+/// How a prefill matmul is cut into tasks: `rows_per` weight rows × `tokens_per` activation
+/// rows each (the last ones ragged), `row_tasks × token_tasks` in all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PrefillSplit {
+    rows_per: usize,
+    tokens_per: usize,
+    row_tasks: usize,
+    token_tasks: usize,
+}
+
+/// Splits a prefill matmul of `rows × cols` weights and `n` activation rows for `threads`
+/// workers: about `PREFILL_TASKS_PER_THREAD` tasks per worker (so a core slowed by something
+/// else does not hold the batch up), each at least `MIN_TASK_MACS` multiply-adds (tens of
+/// microseconds: the fork-join stays a small part), by weight rows first (every task then
+/// streams its own weights once) and, when the rows run out before the tasks do (narrow
+/// matrices like K/V projections), by tokens too. Both multiples of 4, the gemm tile.
+fn prefill_split(rows: usize, cols: usize, n: usize, threads: usize) -> PrefillSplit {
+    const PREFILL_TASKS_PER_THREAD: usize = 3;
+    const MIN_TASK_MACS: usize = 4 << 20;
+    const TILE: usize = 4;
+    let macs = rows.saturating_mul(cols).saturating_mul(n);
+    let tasks = if threads <= 1 {
+        1
+    } else {
+        (threads * PREFILL_TASKS_PER_THREAD)
+            .min(macs / MIN_TASK_MACS)
+            .max(1)
+    };
+    let row_groups = rows.div_ceil(TILE);
+    let row_tasks = tasks.min(row_groups);
+    let rows_per = row_groups.div_ceil(row_tasks) * TILE;
+    let row_tasks = rows.div_ceil(rows_per);
+    let token_tasks = (tasks / row_tasks).clamp(1, n.div_ceil(TILE));
+    let tokens_per = n.div_ceil(TILE).div_ceil(token_tasks) * TILE;
+    let token_tasks = n.div_ceil(tokens_per);
+    PrefillSplit {
+        rows_per,
+        tokens_per,
+        row_tasks,
+        token_tasks,
+    }
+}
+
+/// A batch of activation rows (prefill): the prefill kernel on a 2-D split of the product
+/// (see [`prefill_split`]) over the current pool.
 fn run_prefill(k: &Kernels, w: &WeightMatrix, acts: &QuantizedActs, out: &mut [f32]) {
-    run_row_split(k.gemm(w.ty), w, acts, out)
+    let gemm = k.gemm(w.ty);
+    let n = acts.n;
+    let out_ptr = OutPtr(out.as_mut_ptr());
+    let threads = rayon::current_num_threads();
+    let split = prefill_split(w.rows, w.cols, n, threads);
+    let work = |task: usize| {
+        let (rt, tt) = (task % split.row_tasks, task / split.row_tasks);
+        let r0 = rt * split.rows_per;
+        let r1 = (r0 + split.rows_per).min(w.rows);
+        let t0 = tt * split.tokens_per;
+        let t1 = (t0 + split.tokens_per).min(n);
+        // SAFETY: the task owns rows r0..r1 of tokens t0..t1: every index written is
+        // t * rows + r with r in r0..r1 and t in t0..t1, inside `out`, and no two tasks share
+        // a (row, token). `k` came from the dispatch module, which only hands out tables the
+        // CPU can run.
+        unsafe {
+            gemm(
+                w.ty,
+                w.cols,
+                &w.data[r0 * w.row_bytes..r1 * w.row_bytes],
+                w.row_bytes,
+                r1 - r0,
+                &acts.bytes()[t0 * acts.row_bytes..t1 * acts.row_bytes],
+                acts.row_bytes,
+                t1 - t0,
+                out_ptr.get().add(t0 * w.rows + r0),
+                w.rows,
+            )
+        }
+    };
+    let n_tasks = split.row_tasks * split.token_tasks;
+    if threads <= 1 || n_tasks <= 1 {
+        (0..n_tasks).for_each(work);
+    } else {
+        (0..n_tasks).into_par_iter().for_each(work);
+    }
 }
 
 /// Runs `dot_rows` over every weight row, split into tasks of whole rows on the current pool.
@@ -314,5 +393,47 @@ fn run_row_split(dot_rows: DotRowsFn, w: &WeightMatrix, acts: &QuantizedActs, ou
         (0..n_tasks).for_each(work);
     } else {
         (0..n_tasks).into_par_iter().for_each(work);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefill_split;
+
+    #[test]
+    fn prefill_split_covers_every_row_and_token_once() {
+        for threads in [1, 2, 3, 8] {
+            for (rows, cols, n) in [
+                (1, 32, 2),
+                (5, 32, 17),
+                (256, 640, 256),
+                (2048, 640, 128),
+                (640, 2048, 7),
+                (262144, 640, 2),
+                (1000, 16384, 255),
+            ] {
+                let s = prefill_split(rows, cols, n, threads);
+                let at = format!("{rows}x{cols}, {n} tokens, {threads} threads: {s:?}");
+                assert!(
+                    s.rows_per.is_multiple_of(4) && s.tokens_per.is_multiple_of(4),
+                    "{at}"
+                );
+                // Every task non-empty, together exactly the rows / tokens.
+                assert!((s.row_tasks - 1) * s.rows_per < rows, "{at}");
+                assert!(s.row_tasks * s.rows_per >= rows, "{at}");
+                assert!((s.token_tasks - 1) * s.tokens_per < n, "{at}");
+                assert!(s.token_tasks * s.tokens_per >= n, "{at}");
+                let tasks = s.row_tasks * s.token_tasks;
+                if threads == 1 {
+                    assert_eq!(tasks, 1, "{at}");
+                } else if rows * cols * n >= threads * 3 * (4 << 20) && rows >= 4 * threads * 3 {
+                    // Big products keep every worker busy.
+                    assert!(tasks >= threads, "{at}");
+                }
+            }
+        }
+        // A narrow matrix is split by tokens as well.
+        let s = prefill_split(4, 16384, 256, 2);
+        assert!(s.token_tasks > 1, "{s:?}");
     }
 }
