@@ -4,14 +4,17 @@
 //! Zen 4 512-bit operations are split in two anyway, and a 32-element block is one ymm. The
 //! K-quants, Q4_1 and the float formats use the AVX2 kernels (no gain measured there).
 
+mod decode;
 mod q4_0;
+mod q4_1;
 mod q5_0;
 mod q5_1;
 mod q8_0;
 
+use super::avx2;
 use crate::dispatch::{DotRowsFn, Kernels, Path};
-use crate::rows::dot_rows;
 use crate::types::GgmlType;
+use decode::decode;
 use std::arch::x86_64::*;
 
 pub(crate) static KERNELS: Kernels = Kernels::new(
@@ -23,10 +26,11 @@ pub(crate) static KERNELS: Kernels = Kernels::new(
 
 pub(crate) fn dot_rows_for(ty: GgmlType) -> DotRowsFn {
     match ty {
-        GgmlType::Q4_0 => dot_rows::<q4_0::Q4_0, 4, 1, 4>,
-        GgmlType::Q5_0 => dot_rows::<q5_0::Q5_0, 4, 1, 4>,
-        GgmlType::Q5_1 => dot_rows::<q5_1::Q5_1, 4, 1, 4>,
-        GgmlType::Q8_0 => dot_rows::<q8_0::Q8_0, 4, 1, 4>,
+        GgmlType::Q4_0 => decode::<q4_0::Q4_0Rows, q4_0::Q4_0, 1>,
+        GgmlType::Q4_1 => decode::<q4_1::Q4_1Rows, avx2::Q4_1, 1>,
+        GgmlType::Q5_0 => decode::<q5_0::Q5_0Rows, q5_0::Q5_0, 1>,
+        GgmlType::Q5_1 => decode::<q5_1::Q5_1Rows, q5_1::Q5_1, 1>,
+        GgmlType::Q8_0 => decode::<q8_0::Q8_0Rows, q8_0::Q8_0, 1>,
         _ => super::avx2::KERNELS.dot_rows(ty),
     }
 }
