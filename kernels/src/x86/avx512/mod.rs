@@ -5,6 +5,8 @@
 //! K-quants, Q4_1 and the float formats use the AVX2 kernels (no gain measured there).
 
 mod decode;
+mod float;
+mod kquants;
 mod q4_0;
 mod q4_1;
 mod q5_0;
@@ -31,6 +33,12 @@ pub(crate) fn dot_rows_for(ty: GgmlType) -> DotRowsFn {
         GgmlType::Q5_0 => decode::<q5_0::Q5_0Rows, q5_0::Q5_0, 1>,
         GgmlType::Q5_1 => decode::<q5_1::Q5_1Rows, q5_1::Q5_1, 1>,
         GgmlType::Q8_0 => decode::<q8_0::Q8_0Rows, q8_0::Q8_0, 1>,
+        GgmlType::Q4_K => decode::<kquants::Q4KRows, avx2::Q4K, 1>,
+        GgmlType::Q5_K => decode::<kquants::Q5KRows, avx2::Q5K, 1>,
+        GgmlType::Q6_K => decode::<kquants::Q6KRows, avx2::Q6K, 1>,
+        GgmlType::F32 => decode::<float::F32Rows, avx2::F32, 1>,
+        GgmlType::F16 => decode::<float::F16Rows, avx2::F16, 1>,
+        GgmlType::BF16 => decode::<float::Bf16Rows, avx2::Bf16, 1>,
         _ => super::avx2::KERNELS.dot_rows(ty),
     }
 }
