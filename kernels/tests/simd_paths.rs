@@ -471,7 +471,13 @@ fn model_like_data_within_the_rounding_bound() {
         // Wide enough that prefill crosses an activation tile (256 KiB of rows).
         sizes.push(9216);
         for cols in sizes {
-            let shapes: &[(usize, usize)] = if cols >= 9216 { &[(5, 31)] } else { &SHAPES };
+            // Long rows: prefill crosses activation tiles; decode walks rows one at a time
+            // where tiles of several would outrun the prefetch distance.
+            let shapes: &[(usize, usize)] = if cols >= 9216 {
+                &[(5, 31), (7, 1)]
+            } else {
+                &SHAPES
+            };
             for &(n_w, n_act) in shapes {
                 let w = model_like_weights(ty, cols, n_w, &mut rng);
                 let x: Vec<f32> = (0..n_act * cols).map(|_| rng.gauss()).collect();

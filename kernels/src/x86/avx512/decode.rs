@@ -4,14 +4,18 @@
 //! A decode matmul is a stream of weight bytes, and what limits it is how well that stream
 //! keeps the memory system busy. Each kernel ([`DecodeRows`]) dots `R` consecutive weight rows
 //! with the one activation row, two 32-element blocks per 512-bit vector, one f32 accumulator
-//! vector per row reduced once at the end of the row. The tables use `R = 1`: rows are read
-//! strictly in address order, one sequential stream the hardware prefetchers follow, plus a
-//! software prefetch of every line [`PREFETCH_AHEAD`] bytes ahead. Measured on Zen 5 (1
-//! thread, Q8_0, matrices streamed from DRAM): four interleaved rows per call, the layout the
-//! walker in `rows.rs` uses, ran at half the speed without software prefetch and at best equal
-//! with it (burst-prefetching the next tile); one row at a time with the in-line prefetch was
-//! 0-50% faster than both on every shape tried, at the cost of redoing the activation-side
-//! work (a load and a few operations per step) for every row.
+//! vector per row reduced once at the end of the row, and a software prefetch of every line
+//! [`PREFETCH_AHEAD`] bytes ahead of each row.
+//!
+//! Measured on Zen 5 (1 thread, matrices streamed from DRAM, best of 20, loaded machine):
+//! for Q8_0, the K-quants and the floats, `R = 1` (rows read strictly in address order, one
+//! stream the hardware prefetchers follow) beat four interleaved rows, the layout the walker
+//! in `rows.rs` uses, by 0-50% on every shape, even with that walker's burst prefetch of the
+//! next tile (without it interleaved rows ran at half speed). Q4_0 / Q5_0 / Q4_1 / Q5_1 do
+//! more work per byte (18-24-byte blocks) and are compute-bound at `R = 1` (Q4_0 ran 21 GB/s
+//! even from L2): `R = 2` shares the activation-side work of a step between two rows and ran
+//! 640- and 2048-column rows 20-30% faster, but 16384-column rows at half speed, so tiles are
+//! used only while `R` rows fit in the prefetch distance.
 //!
 //! Every row is computed by the same sequence of operations wherever it falls in the matrix,
 //! so a threaded split gives the same bits as a single call.
@@ -43,8 +47,9 @@ pub(crate) trait DecodeRows {
 }
 
 /// A [`DotRowsFn`](crate::dispatch::DotRowsFn) for decode: `D` kernel over tiles of `R` rows
-/// when there is one activation row; any other `n_act` goes to the tile walker with the row
-/// kernel `P` (the entry accepts any batch).
+/// when there is one activation row (one row at a time where a tile would be longer than the
+/// prefetch distance); any other `n_act` goes to the tile walker with the row kernel `P` (the
+/// entry accepts any batch).
 ///
 /// # Safety
 /// As `DotRowsFn`, on a CPU with the AVX-512 path's features.
@@ -92,20 +97,41 @@ pub(crate) unsafe fn decode<D: DecodeRows, P: RowKernel, const R: usize>(
         "decode: {cols} {ty} columns do not match the buffers"
     );
     let a = acts.as_ptr();
+    // SAFETY: checked above; the caller owns out[..n_w].
+    unsafe {
+        if R > 1 && R * w_row_bytes <= PREFETCH_AHEAD {
+            decode_tiles::<D, R>(cols, w.as_ptr(), w_row_bytes, n_w, a, out)
+        } else {
+            decode_tiles::<D, 1>(cols, w.as_ptr(), w_row_bytes, n_w, a, out)
+        }
+    }
+}
+
+/// Rows `0..n_w` in tiles of `R`, the last `n_w % R` one at a time.
+///
+/// # Safety
+/// `n_w` full rows at `w`, a full activation row at `a`, `out[..n_w]` writable.
+#[inline(always)]
+unsafe fn decode_tiles<D: DecodeRows, const R: usize>(
+    cols: usize,
+    w: *const u8,
+    w_row_bytes: usize,
+    n_w: usize,
+    a: *const u8,
+    out: *mut f32,
+) {
     let mut r = 0;
     while r + R <= n_w {
         // SAFETY: rows r..r + R are inside `w`; the caller owns out[r..r + R].
         unsafe {
-            let res = D::rows::<R>(cols, w.as_ptr().add(r * w_row_bytes), w_row_bytes, a);
+            let res = D::rows::<R>(cols, w.add(r * w_row_bytes), w_row_bytes, a);
             std::ptr::copy_nonoverlapping(res.as_ptr(), out.add(r), R);
         }
         r += R;
     }
     while r < n_w {
         // SAFETY: as above, one row.
-        unsafe {
-            *out.add(r) = D::rows::<1>(cols, w.as_ptr().add(r * w_row_bytes), w_row_bytes, a)[0]
-        };
+        unsafe { *out.add(r) = D::rows::<1>(cols, w.add(r * w_row_bytes), w_row_bytes, a)[0] };
         r += 1;
     }
 }
