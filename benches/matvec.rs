@@ -3,14 +3,17 @@
 //!
 //! `cargo bench --bench matvec` (criterion; filter with e.g. `-- q4_0`). Groups:
 //! - `matvec/<fmt>/<cols>x<rows>/<threads>t`: one `matmul` of the weight matrix with one
-//!   quantized activation row (throughput = weight bytes, in GB/s);
-//! - `read/<MB>/<threads>t`: summing the bytes of a buffer of the same size (the limit);
+//!   quantized activation row (throughput = weight bytes, in GB/s). Calls cycle through copies
+//!   of the matrix spanning 96 MiB (3× the 32 MiB L3 of the machines measured), so every call
+//!   streams its weights from DRAM, as a decode step does;
+//! - `read/<MB>/<threads>t`: summing a buffer of that size as `bench --mem-bw` does;
 //! - `quantize_act/<fmt>/<cols>`: quantizing one activation row;
 //! - `overhead/...`: the rayon fork-join of one call and a small decode-size matmul.
 //!
 //! After criterion's own report a table is printed: GB/s per format and shape for 1 and 2
-//! threads and the ratio to the read bandwidth of the same number of bytes (read with the same
-//! thread count), from the same samples criterion measured. `EDGEGEMMA_KERNELS` picks the
+//! threads and the ratio to the read bandwidth over the same bytes with the same thread count,
+//! measured right after each case by the probe of `edgegemma bench --mem-bw` (same method:
+//! one contiguous share per thread, u64 sums with eight accumulators, best of 8 passes). `EDGEGEMMA_KERNELS` picks the
 //! kernel path as for the runtime.
 //!
 //! `EDGEGEMMA_BENCH_CLOCK=cpu` times the one-thread cases (matvec and read) by the thread's
@@ -24,9 +27,21 @@ use std::hint::black_box;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// (cols, rows): Gemma 3 270M FFN up/gate and down, Gemma 2 2B FFN up/gate, and the tied
+/// (cols, rows): Gemma 3 270M FFN up/gate and down, Gemma-2B FFN up/gate and down, and the tied
 /// 262144-token output projection of Gemma 3.
-const SHAPES: [(usize, usize); 4] = [(640, 2048), (2048, 640), (2304, 9216), (640, 262144)];
+const SHAPES: [(usize, usize); 5] = [
+    (640, 2048),
+    (2048, 640),
+    (2048, 16384),
+    (16384, 2048),
+    (640, 262144),
+];
+
+/// Each matvec cycles through enough copies of its matrix to span this many bytes, so every
+/// call streams its weights from DRAM as a decode step does (a model's layers together are far
+/// larger than the 32 MiB L3 of the machines measured), not from a cache the previous call
+/// filled.
+const SPAN_BYTES: usize = 96 << 20;
 
 const FORMATS: [GgmlType; 11] = [
     GgmlType::Q4_0,
@@ -119,9 +134,10 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-/// A `rows × cols` matrix of `ty`: 64 distinct quantized rows repeated (the values do not
-/// matter for speed, and quantizing 168M values per format would dominate the run).
-fn weights(ty: GgmlType, cols: usize, rows: usize) -> Vec<u8> {
+/// `copies` back-to-back `rows × cols` matrices of `ty`: 64 distinct quantized rows repeated
+/// (the values do not matter for speed, and quantizing 168M values per format would dominate
+/// the run).
+fn weights(ty: GgmlType, cols: usize, rows: usize, copies: usize) -> Vec<u8> {
     let rb = ty.row_bytes(cols as u64).unwrap() as usize;
     let distinct = rows.min(64);
     let mut base = vec![0u8; rb * distinct];
@@ -129,54 +145,81 @@ fn weights(ty: GgmlType, cols: usize, rows: usize) -> Vec<u8> {
     for (xr, wr) in x.chunks(cols).zip(base.chunks_mut(rb)) {
         formats::quantize_row(ty, xr, wr).unwrap();
     }
-    let mut w = Vec::with_capacity(rb * rows);
-    while w.len() < rb * rows {
-        let take = (rb * rows - w.len()).min(base.len());
+    let total = rb * rows * copies;
+    let mut w = Vec::with_capacity(total);
+    while w.len() < total {
+        let take = (total - w.len()).min(base.len());
         w.extend_from_slice(&base[..take]);
     }
     w
 }
 
-/// Sums `buf` as u64 words: a plain sequential read at the speed the core can load.
-fn read_sum(buf: &[u8]) -> u64 {
+/// How many copies of a `bytes`-byte matrix span [`SPAN_BYTES`].
+fn copies_for(bytes: usize) -> usize {
+    SPAN_BYTES.div_ceil(bytes.max(1))
+}
+
+/// The read-bandwidth probe of `edgegemma bench --mem-bw` (src/cli/bench.rs
+/// `measure_read_bw`), by the same method: a buffer of u64 words (written, so every page is
+/// backed), split into one contiguous share per thread, each summed with eight independent
+/// accumulators compiled for AVX2; one warm-up pass, then the best of 8. The buffer here is
+/// the bytes the matvec cycles through (its copies), at least 32 MiB as there.
+fn read_bw_probe(bytes: usize, threads: usize, pool: &rayon::ThreadPool) -> Vec<f64> {
+    use rayon::prelude::*;
+    const REPS: usize = 8;
+    let words = bytes.max(32 << 20) / 8;
+    let buf: Vec<u64> = (0..words as u64).collect();
+    let chunk = words.div_ceil(threads);
+    let mut secs = Vec::new();
+    pool.install(|| {
+        for rep in 0..=REPS {
+            let el = timed(threads, || {
+                let sum: u64 = if threads == 1 {
+                    sum_words_fast(&buf)
+                } else {
+                    buf.par_chunks(chunk)
+                        .map(sum_words_fast)
+                        .reduce(|| 0, u64::wrapping_add)
+                };
+                black_box(sum);
+            });
+            if rep > 0 {
+                // Seconds per byte, so buffers of different sizes compare.
+                secs.push(el.as_secs_f64() / (words * 8) as f64);
+            }
+        }
+    });
+    secs
+}
+
+/// As bench.rs: [`sum_words`] with the widest loads the CPU has.
+fn sum_words_fast(w: &[u64]) -> u64 {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 detected.
-        return unsafe { read_sum_avx2(buf) };
+        // SAFETY: AVX2 was detected on this CPU.
+        return unsafe { sum_words_avx2(w) };
     }
-    let mut acc = [0u64; 8];
-    let mut chunks = buf.chunks_exact(64);
-    for c in &mut chunks {
-        for (a, w) in acc.iter_mut().zip(c.chunks_exact(8)) {
-            *a = a.wrapping_add(u64::from_le_bytes(w.try_into().unwrap()));
-        }
-    }
-    let tail: u64 = chunks.remainder().iter().map(|&b| b as u64).sum();
-    acc.iter().fold(tail, |s, &a| s.wrapping_add(a))
+    sum_words(w)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn read_sum_avx2(buf: &[u8]) -> u64 {
-    use std::arch::x86_64::*;
-    let mut acc = [_mm256_setzero_si256(); 4];
-    let mut chunks = buf.chunks_exact(128);
-    for c in &mut chunks {
-        for (k, a) in acc.iter_mut().enumerate() {
-            // SAFETY: 32 bytes inside the 128-byte chunk.
-            let v = unsafe { _mm256_loadu_si256(c.as_ptr().add(32 * k) as *const __m256i) };
-            *a = _mm256_add_epi64(*a, v);
+unsafe fn sum_words_avx2(w: &[u64]) -> u64 {
+    sum_words(w)
+}
+
+/// Sum with eight independent accumulators, so the loop is bound by loads, not by an add chain.
+#[inline(always)]
+fn sum_words(w: &[u64]) -> u64 {
+    let mut acc = [0u64; 8];
+    let mut it = w.chunks_exact(8);
+    for c in &mut it {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a = a.wrapping_add(x);
         }
     }
-    let mut lanes = [0u64; 4];
-    let s = _mm256_add_epi64(
-        _mm256_add_epi64(acc[0], acc[1]),
-        _mm256_add_epi64(acc[2], acc[3]),
-    );
-    // SAFETY: 32 bytes into a [u64; 4].
-    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, s) };
-    let tail: u64 = chunks.remainder().iter().map(|&b| b as u64).sum();
-    lanes.iter().fold(tail, |s, &a| s.wrapping_add(a))
+    let tail = it.remainder().iter().fold(0u64, |a, &x| a.wrapping_add(x));
+    acc.iter().fold(tail, |a, &x| a.wrapping_add(x))
 }
 
 fn pool(threads: usize) -> rayon::ThreadPool {
@@ -184,19 +227,6 @@ fn pool(threads: usize) -> rayon::ThreadPool {
         .num_threads(threads)
         .build()
         .expect("rayon pool")
-}
-
-/// Reads `buf` with `threads` threads (call inside the pool), each a contiguous share in
-/// about 4 pieces per thread, as matmul splits rows.
-fn read_parallel(buf: &[u8], threads: usize) -> u64 {
-    use rayon::prelude::*;
-    if threads == 1 {
-        return read_sum(buf);
-    }
-    let share = buf.len().div_ceil(threads * 4);
-    buf.par_chunks(share)
-        .map(read_sum)
-        .reduce(|| 0, u64::wrapping_add)
 }
 
 fn bench_matvec(c: &mut Criterion, pools: &[(usize, rayon::ThreadPool)]) {
@@ -209,28 +239,35 @@ fn bench_matvec(c: &mut Criterion, pools: &[(usize, rayon::ThreadPool)]) {
             if ty.row_bytes(cols as u64).is_none() {
                 continue; // K-quants need a multiple of 256 columns
             }
-            let bytes = ty.row_bytes(cols as u64).unwrap() * rows as u64;
-            group.throughput(Throughput::BytesDecimal(bytes));
+            let bytes = (ty.row_bytes(cols as u64).unwrap() * rows as u64) as usize;
+            let copies = copies_for(bytes);
+            group.throughput(Throughput::BytesDecimal(bytes as u64));
             let mut data: Option<(Vec<u8>, QuantizedActs)> = None;
             for (threads, pool) in pools {
                 let id = format!("{}/{cols}x{rows}/{threads}t", ty.name());
                 let read_id = format!("read-of/{}/{cols}x{rows}/{threads}t", ty.name());
                 group.bench_function(BenchmarkId::from_parameter(&id), |b| {
                     let (w, acts) = data.get_or_insert_with(|| {
-                        let w = weights(ty, cols, rows);
+                        let w = weights(ty, cols, rows, copies);
                         let mut acts = QuantizedActs::new();
                         acts.quantize(ty, &values(cols, 7), 1, cols).unwrap();
                         (w, acts)
                     });
-                    let m = WeightMatrix::new(ty, w, rows, cols).unwrap();
+                    let mats: Vec<WeightMatrix> = w
+                        .chunks_exact(bytes)
+                        .map(|m| WeightMatrix::new(ty, m, rows, cols).unwrap())
+                        .collect();
                     let mut out = vec![0.0f32; rows];
+                    let mut next = 0usize;
                     // The loop runs inside the pool, as a decode loop would: each matmul forks
-                    // and joins on the pool's own threads (1 thread: no rayon at all).
+                    // and joins on the pool's own threads (1 thread: no rayon at all). Each
+                    // call takes the next copy, so none finds its matrix in a cache.
                     b.iter_custom(|iters| {
                         pool.install(|| {
                             let el = timed(*threads, || {
                                 for _ in 0..iters {
-                                    matmul(&m, acts, &mut out).unwrap();
+                                    matmul(&mats[next], acts, &mut out).unwrap();
+                                    next = (next + 1) % mats.len();
                                     black_box(&mut out);
                                 }
                             });
@@ -238,18 +275,13 @@ fn bench_matvec(c: &mut Criterion, pools: &[(usize, rayon::ThreadPool)]) {
                             el
                         })
                     });
-                    // The same bytes read plainly right after, with the same threads (not a
-                    // criterion benchmark: a few timed passes, best kept).
+                    // The read bandwidth over as many bytes as the copies span, with the same
+                    // threads, right after (the probe of `bench --mem-bw`; not a criterion
+                    // case).
                     if !SAMPLES.lock().unwrap().contains_key(&read_id) {
-                        pool.install(|| {
-                            read_parallel(w, *threads);
-                            for _ in 0..7 {
-                                let el = timed(*threads, || {
-                                    black_box(read_parallel(black_box(w), *threads));
-                                });
-                                record(&read_id, el.as_secs_f64());
-                            }
-                        });
+                        for s in read_bw_probe(bytes * copies, *threads, pool) {
+                            record(&read_id, s);
+                        }
                     }
                 });
             }
@@ -259,20 +291,28 @@ fn bench_matvec(c: &mut Criterion, pools: &[(usize, rayon::ThreadPool)]) {
 }
 
 fn bench_read(c: &mut Criterion, pools: &[(usize, rayon::ThreadPool)]) {
+    use rayon::prelude::*;
     let mut group = c.benchmark_group("read");
     group.warm_up_time(Duration::from_millis(500));
     group.measurement_time(Duration::from_secs(2));
     group.sample_size(20);
-    for mb in [1usize, 12, 64, 200] {
+    for mb in [1usize, 12, 64, 256] {
         let bytes = mb << 20;
         group.throughput(Throughput::BytesDecimal(bytes as u64));
-        let mut buf: Option<Vec<u8>> = None;
+        let mut buf: Option<Vec<u64>> = None;
         for (threads, pool) in pools {
             group.bench_function(
                 BenchmarkId::from_parameter(format!("{mb}MiB/{threads}t")),
                 |b| {
-                    let buf = buf.get_or_insert_with(|| vec![1u8; bytes]);
-                    pool.install(|| b.iter(|| read_parallel(black_box(buf), *threads)))
+                    let buf = buf.get_or_insert_with(|| (0..(bytes / 8) as u64).collect());
+                    let chunk = buf.len().div_ceil(*threads);
+                    pool.install(|| {
+                        b.iter(|| {
+                            buf.par_chunks(chunk)
+                                .map(sum_words_fast)
+                                .reduce(|| 0, u64::wrapping_add)
+                        })
+                    })
                 },
             );
         }
@@ -332,7 +372,7 @@ fn bench_overhead(c: &mut Criterion, pools: &[(usize, rayon::ThreadPool)]) {
         (GgmlType::Q8_0, 640, 1024),
         (GgmlType::Q5_0, 640, 2048),
     ] {
-        let w = weights(ty, cols, rows);
+        let w = weights(ty, cols, rows, 1);
         let m = WeightMatrix::new(ty, &w, rows, cols).unwrap();
         let mut acts = QuantizedActs::new();
         acts.quantize(ty, &values(cols, 5), 1, cols).unwrap();
@@ -364,7 +404,11 @@ fn summary() {
         k.name
     );
     println!(
-        "read = plain read of the same bytes, same threads, best of 7; ratio = matvec / read)\n"
+        "each call streams its matrix from DRAM: calls cycle through copies spanning {} MiB;",
+        SPAN_BYTES >> 20
+    );
+    println!(
+        "read = `bench --mem-bw` probe over those bytes, same threads, best of 8; ratio = matvec / read)\n"
     );
     println!("| format | shape (cols x rows) | MB | 1t GB/s | 1t read | 1t ratio | 2t GB/s | 2t read | 2t ratio |");
     println!("|---|---|---|---|---|---|---|---|---|");
@@ -384,7 +428,7 @@ fn summary() {
                         any = true;
                         let gbs = bytes / median(m) / 1e9;
                         let best_read = r.iter().copied().fold(f64::INFINITY, f64::min);
-                        let read = bytes / best_read / 1e9;
+                        let read = 1.0 / best_read / 1e9;
                         cells.push(format!("{gbs:.1} | {read:.1} | {:.0}%", 100.0 * gbs / read));
                     }
                     _ => cells.push("- | - | -".into()),

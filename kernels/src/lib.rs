@@ -16,5 +16,5 @@ mod simd_common;
 mod x86;
 
 pub use dispatch::kernels;
-pub use matmul::{matmul, matmul_with, QuantizedActs, WeightMatrix};
+pub use matmul::{matmul, matmul_many, matmul_many_with, matmul_with, QuantizedActs, WeightMatrix};
 pub use types::GgmlType;

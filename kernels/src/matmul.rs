@@ -240,6 +240,63 @@ pub fn matmul_with(
     acts: &QuantizedActs,
     out: &mut [f32],
 ) -> Result<(), FormatError> {
+    check_shapes(w, acts, out.len())?;
+    let n = acts.n;
+    if w.rows == 0 || n == 0 {
+        return Ok(());
+    }
+    if n == 1 {
+        run_decode(k, w, acts, out);
+    } else {
+        run_prefill(k, w, acts, out);
+    }
+    Ok(())
+}
+
+/// `N` products against the same activations in one call: `outs[i][t * ws[i].rows() + r]` =
+/// dot of `ws[i].row(r)` with `acts.row(t)`. Every matrix must take the activations' format
+/// and width (the same vec-dot type and `cols`: Q, K and V of a layer, or gate and up, in the
+/// usual quantizations). For one activation row (decode) all matrices are split over the pool
+/// together, in ONE fork-join instead of `N`; a batch runs them one after another.
+pub fn matmul_many<const N: usize>(
+    ws: [&WeightMatrix; N],
+    acts: &QuantizedActs,
+    outs: [&mut [f32]; N],
+) -> Result<(), FormatError> {
+    matmul_many_with(kernels(), ws, acts, outs)
+}
+
+/// [`matmul_many`] with a given kernel table (tests and benches compare paths).
+pub fn matmul_many_with<const N: usize>(
+    k: &Kernels,
+    ws: [&WeightMatrix; N],
+    acts: &QuantizedActs,
+    outs: [&mut [f32]; N],
+) -> Result<(), FormatError> {
+    for (w, out) in ws.iter().zip(&outs) {
+        check_shapes(w, acts, out.len())?;
+    }
+    if N == 0 || acts.n == 0 {
+        return Ok(());
+    }
+    if acts.n > 1 {
+        for (w, out) in ws.into_iter().zip(outs) {
+            matmul_with(k, w, acts, out)?;
+        }
+        return Ok(());
+    }
+    let mut outs = outs;
+    let parts: [DecodePart; N] = std::array::from_fn(|i| DecodePart {
+        dot_rows: k.dot_rows(ws[i].ty),
+        w: *ws[i],
+        out: OutPtr(outs[i].as_mut_ptr()),
+    });
+    run_decode_parts(&parts, acts);
+    Ok(())
+}
+
+/// Whether `acts` were quantized for `w` (format and width) and `out_len` fits the product.
+fn check_shapes(w: &WeightMatrix, acts: &QuantizedActs, out_len: usize) -> Result<(), FormatError> {
     let dot_ty = vec_dot_type(w.ty).ok_or(FormatError::Unsupported {
         ty: w.ty,
         op: "matmul",
@@ -252,29 +309,111 @@ pub fn matmul_with(
             got: acts.cols,
         });
     }
-    let n = acts.n;
-    if out.len() != n * w.rows {
+    if out_len != acts.n * w.rows {
         return Err(FormatError::SizeMismatch {
             ty: w.ty,
             buffer: "matmul output",
-            expected: n * w.rows,
-            got: out.len(),
+            expected: acts.n * w.rows,
+            got: out_len,
         });
-    }
-    if w.rows == 0 || n == 0 {
-        return Ok(());
-    }
-    if n == 1 {
-        run_decode(k, w, acts, out);
-    } else {
-        run_prefill(k, w, acts, out);
     }
     Ok(())
 }
 
 /// One activation row (a decode step): the decode kernel, weight rows split over the pool.
 fn run_decode(k: &Kernels, w: &WeightMatrix, acts: &QuantizedActs, out: &mut [f32]) {
-    run_row_split(k.dot_rows(w.ty), w, acts, out)
+    let part = DecodePart {
+        dot_rows: k.dot_rows(w.ty),
+        w: *w,
+        out: OutPtr(out.as_mut_ptr()),
+    };
+    run_decode_parts(&[part], acts)
+}
+
+/// One weight matrix of a decode fork-join and where its `rows` outputs go.
+#[derive(Clone, Copy)]
+struct DecodePart<'a> {
+    dot_rows: DotRowsFn,
+    w: WeightMatrix<'a>,
+    out: OutPtr,
+}
+
+/// Weight bytes below which a decode call runs on the calling thread alone: waking a second
+/// worker and joining it costs a few microseconds, what ~64 KiB of weights take to stream.
+const DECODE_MIN_TASK_BYTES: usize = 64 * 1024;
+
+/// Decode tasks per pool thread. One: each thread streams one contiguous run of rows (the
+/// hardware prefetchers follow one stream per thread) and a call costs one fork-join.
+const DECODE_TASKS_PER_THREAD: usize = 1;
+
+/// How many tasks a decode call over `bytes` weight bytes is split into on `threads` threads.
+fn decode_tasks(bytes: usize, threads: usize) -> usize {
+    (threads * DECODE_TASKS_PER_THREAD)
+        .min(bytes / DECODE_MIN_TASK_BYTES)
+        .max(1)
+}
+
+/// The (part, row) where the task boundary at byte `b` of the parts' weights (taken back to
+/// back) falls: the first row starting at or after `b`, rounded up to a multiple of 4 rows so
+/// that row tiles are not split.
+fn decode_boundary(parts: &[DecodePart], b: usize) -> (usize, usize) {
+    let mut off = 0;
+    for (i, p) in parts.iter().enumerate() {
+        let bytes = p.w.rows * p.w.row_bytes;
+        if b < off + bytes {
+            let r = (b - off).div_ceil(p.w.row_bytes.max(1)).div_ceil(4) * 4;
+            return (i, r.min(p.w.rows));
+        }
+        off += bytes;
+    }
+    (parts.len() - 1, parts[parts.len() - 1].w.rows)
+}
+
+/// Runs every part's decode kernel over all its rows with one activation row, in ONE
+/// fork-join: the weight bytes of all parts, taken back to back, are cut into equal
+/// contiguous runs of whole rows, one per task.
+fn run_decode_parts(parts: &[DecodePart], acts: &QuantizedActs) {
+    let total: usize = parts.iter().map(|p| p.w.rows * p.w.row_bytes).sum();
+    let threads = rayon::current_num_threads();
+    let n_tasks = decode_tasks(total, threads);
+    let work = |task: usize| {
+        let (m0, r0) = decode_boundary(parts, total / n_tasks * task);
+        let (m1, r1) = if task + 1 == n_tasks {
+            (parts.len() - 1, parts[parts.len() - 1].w.rows)
+        } else {
+            decode_boundary(parts, total / n_tasks * (task + 1))
+        };
+        for (m, p) in parts.iter().enumerate().take(m1 + 1).skip(m0) {
+            let start = if m == m0 { r0 } else { 0 };
+            let end = if m == m1 { r1 } else { p.w.rows };
+            if start >= end {
+                continue;
+            }
+            // SAFETY: rows start..end of part m belong to this task only (the boundaries
+            // partition every part's rows); every index written is r in start..end, inside
+            // that part's output of `rows` floats. The kernel came from the dispatch module,
+            // which only hands out tables the CPU can run.
+            unsafe {
+                (p.dot_rows)(
+                    p.w.ty,
+                    p.w.cols,
+                    &p.w.data[start * p.w.row_bytes..end * p.w.row_bytes],
+                    p.w.row_bytes,
+                    end - start,
+                    acts.bytes(),
+                    acts.row_bytes,
+                    1,
+                    p.out.get().add(start),
+                    p.w.rows,
+                )
+            }
+        }
+    };
+    if n_tasks <= 1 {
+        work(0);
+    } else {
+        (0..n_tasks).into_par_iter().for_each(work);
+    }
 }
 
 /// How a prefill matmul is cut into tasks: `rows_per` weight rows × `tokens_per` activation

@@ -19,7 +19,7 @@
 
 use edgegemma_kernels::dispatch::{self, Kernels, Path};
 use edgegemma_kernels::formats::{self, q4_k::get_scale_min_k4, vec_dot_type};
-use edgegemma_kernels::{matmul_with, GgmlType, QuantizedActs, WeightMatrix};
+use edgegemma_kernels::{matmul_many_with, matmul_with, GgmlType, QuantizedActs, WeightMatrix};
 
 const WEIGHT_TYPES: [GgmlType; 11] = [
     GgmlType::F32,
@@ -471,7 +471,13 @@ fn model_like_data_within_the_rounding_bound() {
         // Wide enough that prefill crosses an activation tile (256 KiB of rows).
         sizes.push(9216);
         for cols in sizes {
-            let shapes: &[(usize, usize)] = if cols >= 9216 { &[(5, 31)] } else { &SHAPES };
+            // Long rows: prefill crosses activation tiles; decode walks rows one at a time
+            // where tiles of several would outrun the prefetch distance.
+            let shapes: &[(usize, usize)] = if cols >= 9216 {
+                &[(5, 31), (7, 1)]
+            } else {
+                &SHAPES
+            };
             for &(n_w, n_act) in shapes {
                 let w = model_like_weights(ty, cols, n_w, &mut rng);
                 let x: Vec<f32> = (0..n_act * cols).map(|_| rng.gauss()).collect();
@@ -564,6 +570,77 @@ fn matmul_threads_and_misaligned_weights() {
                     assert!((g - e).abs() <= tol, "{}: {ty} out[{i}] {g} vs {e}", k.name);
                 }
             }
+        }
+    }
+}
+
+/// `matmul_many` (several matrices against the same activations, one fork-join for decode)
+/// gives exactly what one `matmul` per matrix gives, on every path, threaded or not, with the
+/// task boundaries falling inside and between matrices of different formats.
+#[test]
+fn matmul_many_matches_separate_matmuls() {
+    let mut rng = Rng(0x5eed_0005);
+    let kernels = paths("matmul_many");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    let cols = 640;
+    // Q4_0, Q5_0 and Q8_0 all take Q8_0 activations.
+    let specs = [
+        (GgmlType::Q8_0, 603usize),
+        (GgmlType::Q4_0, 64),
+        (GgmlType::Q5_0, 131),
+    ];
+    let data: Vec<Vec<u8>> = specs
+        .iter()
+        .map(|&(ty, rows)| model_like_weights(ty, cols, rows, &mut rng))
+        .collect();
+    let ws: Vec<WeightMatrix> = specs
+        .iter()
+        .zip(&data)
+        .map(|(&(ty, rows), d)| WeightMatrix::new(ty, d, rows, cols).unwrap())
+        .collect();
+    for n in [1usize, 3] {
+        let x: Vec<f32> = (0..n * cols).map(|_| rng.gauss()).collect();
+        for k in &kernels {
+            let mut acts = QuantizedActs::new();
+            acts.quantize_with(k, GgmlType::Q8_0, &x, n, cols).unwrap();
+            let want: Vec<Vec<f32>> = ws
+                .iter()
+                .map(|w| {
+                    let mut o = vec![0.0f32; n * w.rows()];
+                    matmul_with(k, w, &acts, &mut o).unwrap();
+                    o
+                })
+                .collect();
+            for threaded in [false, true] {
+                let mut o: Vec<Vec<f32>> = ws.iter().map(|w| vec![0.0f32; n * w.rows()]).collect();
+                let [o0, o1, o2] = &mut o[..] else {
+                    unreachable!()
+                };
+                let mut run = || {
+                    matmul_many_with(
+                        k,
+                        [&ws[0], &ws[1], &ws[2]],
+                        &acts,
+                        [&mut o0[..], &mut o1[..], &mut o2[..]],
+                    )
+                };
+                if threaded {
+                    pool.install(run).unwrap();
+                } else {
+                    run().unwrap();
+                }
+                assert_eq!(o, want, "{}: n={n} threaded={threaded}", k.name);
+            }
+            // Activations quantized for another format, or a short output, are refused.
+            let q4_1 = model_like_weights(GgmlType::Q4_1, cols, 8, &mut rng);
+            let w41 = WeightMatrix::new(GgmlType::Q4_1, &q4_1, 8, cols).unwrap();
+            let (mut a, mut b) = (vec![0.0f32; n * ws[0].rows()], vec![0.0f32; n * 8]);
+            assert!(matmul_many_with(k, [&ws[0], &w41], &acts, [&mut a[..], &mut b[..]]).is_err());
+            let mut short = vec![0.0f32; n * ws[0].rows() - 1];
+            assert!(matmul_many_with(k, [&ws[0]], &acts, [&mut short[..]]).is_err());
         }
     }
 }

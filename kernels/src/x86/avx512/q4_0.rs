@@ -1,5 +1,9 @@
 //! Q4_0 × Q8_0 (AVX-512 VNNI). Scalar reference: `formats/q4_0.rs`.
 
+use super::decode::{
+    act_low, act_pair, f16_low, f16_pair, hsum_rows, neg_offset_sum512, nibbles_pair,
+    prefetch_rows, DecodeRows,
+};
 use super::neg_offset_sum;
 use crate::x86::avx2::{f16_bcast, hsum_tile, load256, nibbles32};
 use crate::x86::row_kernel;
@@ -40,4 +44,57 @@ unsafe fn dot<const NW: usize, const NA: usize>(
         }
     }
     unsafe { hsum_tile(&acc) }
+}
+
+/// Decode: two blocks per 512-bit step (see `decode.rs`); `vpdpbusd(-8 sum(y), q, y)` as in [`dot`].
+pub(crate) struct Q4_0Rows;
+
+impl DecodeRows for Q4_0Rows {
+    #[inline]
+    unsafe fn rows<const R: usize>(
+        cols: usize,
+        w: *const u8,
+        row_bytes: usize,
+        a: *const u8,
+    ) -> [f32; R] {
+        unsafe { rows::<R>(cols, w, row_bytes, a) }
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn rows<const R: usize>(cols: usize, w: *const u8, rb: usize, a: *const u8) -> [f32; R] {
+    let nb = cols / 32;
+    let mut next_pf = 0;
+    let mut acc = [_mm512_setzero_ps(); R];
+    let mut b = 0;
+    while b + 2 <= nb {
+        let pa = unsafe { a.add(b * A_BLOCK) };
+        let y = unsafe { act_pair(pa, 2, A_BLOCK) };
+        let y0 = unsafe { neg_offset_sum512(8, y) };
+        let dy = unsafe { f16_pair(pa, pa.add(A_BLOCK)) };
+        prefetch_rows::<R>(w, rb, &mut next_pf, (b + 2) * W_BLOCK);
+        for (i, acc) in acc.iter_mut().enumerate() {
+            let p = unsafe { w.add(i * rb + b * W_BLOCK) };
+            let q = unsafe { nibbles_pair(p.add(2), p.add(W_BLOCK + 2)) };
+            let s = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(y0, q, y));
+            let d = _mm512_mul_ps(unsafe { f16_pair(p, p.add(W_BLOCK)) }, dy);
+            *acc = _mm512_fmadd_ps(s, d, *acc);
+        }
+        b += 2;
+    }
+    if b < nb {
+        // The odd last block in the low half; the high half's activations are zero.
+        let pa = unsafe { a.add(b * A_BLOCK) };
+        let y = unsafe { act_low(pa, 2) };
+        let y0 = unsafe { neg_offset_sum512(8, y) };
+        let dy = unsafe { f16_low(pa) };
+        for (i, acc) in acc.iter_mut().enumerate() {
+            let p = unsafe { w.add(i * rb + b * W_BLOCK) };
+            let q = unsafe { nibbles_pair(p.add(2), p.add(2)) };
+            let s = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(y0, q, y));
+            let d = _mm512_mul_ps(unsafe { f16_pair(p, p) }, dy);
+            *acc = _mm512_fmadd_ps(s, d, *acc);
+        }
+    }
+    unsafe { hsum_rows(&acc) }
 }

@@ -1,5 +1,6 @@
 //! Q8_0 × Q8_0 (AVX-512 VNNI). Scalar reference: `formats/q8_0.rs`.
 
+use super::decode::{f16_low, f16_pair, hsum_rows, load2x256, prefetch_rows, DecodeRows};
 use super::neg_offset_sum;
 use crate::x86::avx2::{f16_bcast, hsum_tile, load256};
 use crate::x86::row_kernel;
@@ -40,4 +41,65 @@ unsafe fn dot<const NW: usize, const NA: usize>(
         }
     }
     unsafe { hsum_tile(&acc) }
+}
+
+/// Decode: two blocks per 512-bit step (see `decode.rs`), with the same `x + 128` /
+/// `-128 sum(y)` trick as [`dot`].
+pub(crate) struct Q8_0Rows;
+
+impl DecodeRows for Q8_0Rows {
+    #[inline]
+    unsafe fn rows<const R: usize>(
+        cols: usize,
+        w: *const u8,
+        row_bytes: usize,
+        a: *const u8,
+    ) -> [f32; R] {
+        unsafe { rows::<R>(cols, w, row_bytes, a) }
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn rows<const R: usize>(cols: usize, w: *const u8, rb: usize, a: *const u8) -> [f32; R] {
+    let nb = cols / 32;
+    let mut next_pf = 0;
+    let flip = _mm512_set1_epi8(0x80u8 as i8);
+    let mut acc = [_mm512_setzero_ps(); R];
+    let mut b = 0;
+    while b + 2 <= nb {
+        let pa = unsafe { a.add(b * BLOCK) };
+        let y = unsafe { load2x256(pa.add(2), pa.add(BLOCK + 2)) };
+        let y0 = _mm512_sub_epi32(
+            _mm512_setzero_si512(),
+            _mm512_dpbusd_epi32(_mm512_setzero_si512(), flip, y),
+        );
+        let dy = unsafe { f16_pair(pa, pa.add(BLOCK)) };
+        prefetch_rows::<R>(w, rb, &mut next_pf, (b + 2) * BLOCK);
+        for (i, acc) in acc.iter_mut().enumerate() {
+            let p = unsafe { w.add(i * rb + b * BLOCK) };
+            let x = _mm512_xor_si512(unsafe { load2x256(p.add(2), p.add(BLOCK + 2)) }, flip);
+            let s = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(y0, x, y));
+            let d = _mm512_mul_ps(unsafe { f16_pair(p, p.add(BLOCK)) }, dy);
+            *acc = _mm512_fmadd_ps(s, d, *acc);
+        }
+        b += 2;
+    }
+    if b < nb {
+        // The odd last block in the low half; the high half's activations are zero.
+        let pa = unsafe { a.add(b * BLOCK) };
+        let y = _mm512_zextsi256_si512(unsafe { load256(pa.add(2)) });
+        let y0 = _mm512_sub_epi32(
+            _mm512_setzero_si512(),
+            _mm512_dpbusd_epi32(_mm512_setzero_si512(), flip, y),
+        );
+        let dy = unsafe { f16_low(pa) };
+        for (i, acc) in acc.iter_mut().enumerate() {
+            let p = unsafe { w.add(i * rb + b * BLOCK) };
+            let x = _mm512_xor_si512(_mm512_zextsi256_si512(unsafe { load256(p.add(2)) }), flip);
+            let s = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(y0, x, y));
+            let d = _mm512_mul_ps(unsafe { f16_pair(p, p) }, dy);
+            *acc = _mm512_fmadd_ps(s, d, *acc);
+        }
+    }
+    unsafe { hsum_rows(&acc) }
 }
