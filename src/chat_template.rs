@@ -193,6 +193,30 @@ impl ChatTemplate {
             .ok_or_else(|| ChatTemplateError("the chat template drops the model's reply".into()))
     }
 
+    /// For each message, the text the template renders before its content when the
+    /// conversation is cut there (found with a placeholder content), if that text starts the
+    /// full rendering: where a prompt cache can keep a state. For Gemma 3 the first is the
+    /// point after a system prompt, inside the first user turn.
+    pub fn message_prefixes(&self, messages: &[Message]) -> Vec<String> {
+        let Ok(full) = self.render(messages, false) else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = Vec::new();
+        for k in 0..messages.len() {
+            let mut cut = messages[..k].to_vec();
+            cut.push(Message::new(&messages[k].role, PLACEHOLDER_REPLY));
+            let Ok(r) = self.render(&cut, false) else {
+                continue;
+            };
+            if let Some((before, _)) = r.split_once(PLACEHOLDER_REPLY) {
+                if full.starts_with(before) && out.last().is_none_or(|l| l.len() < before.len()) {
+                    out.push(before.to_string());
+                }
+            }
+        }
+        out
+    }
+
     fn render_gemma(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
         let mut out = self.specials.get("bos_token").cloned().unwrap_or_default();
         let (first_user_prefix, turns) = match messages.split_first() {
@@ -616,6 +640,28 @@ mod tests {
         // A template that renders history differently once a turn is added is refused.
         let odd = ChatTemplate::from_jinja("{{ messages | length }}", &[]).unwrap();
         assert!(odd.continuation(&Message::new("user", "x")).is_err());
+    }
+
+    #[test]
+    fn message_prefixes_include_the_end_of_a_system_prompt() {
+        let g = golden();
+        let t =
+            ChatTemplate::from_jinja(&g.template, &[("bos_token", &g.bos), ("eos_token", &g.eos)])
+                .unwrap();
+        let msgs = [
+            Message::new("system", "Sys."),
+            Message::new("user", "Q1"),
+            Message::new("assistant", "A1"),
+            Message::new("user", "Q2"),
+        ];
+        assert_eq!(
+            t.message_prefixes(&msgs),
+            [
+                "<bos><start_of_turn>user\nSys.\n\n",
+                "<bos><start_of_turn>user\nSys.\n\nQ1<end_of_turn>\n<start_of_turn>model\n",
+                "<bos><start_of_turn>user\nSys.\n\nQ1<end_of_turn>\n<start_of_turn>model\nA1<end_of_turn>\n<start_of_turn>user\n",
+            ]
+        );
     }
 
     #[test]

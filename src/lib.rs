@@ -9,5 +9,6 @@ pub mod kv;
 pub mod model;
 pub mod npy;
 pub mod ops;
+pub mod prompt_cache;
 pub mod sampler;
 pub mod tokenizer;
