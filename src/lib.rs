@@ -11,4 +11,6 @@ pub mod npy;
 pub mod ops;
 pub mod prompt_cache;
 pub mod sampler;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod tokenizer;
