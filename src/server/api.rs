@@ -363,6 +363,7 @@ pub fn settings(
             presence_penalty,
             stop,
             logprobs,
+            cache_prompt: opt_bool(o, "cache_prompt")?.unwrap_or(true),
         },
     })
 }

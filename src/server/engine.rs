@@ -1,5 +1,7 @@
 //! Inference slots behind the HTTP server: `parallel` model instances, each on its own
-//! thread with its own KV cache / state and [`PromptCache`], fed from one bounded queue.
+//! thread with its own KV cache / state and [`PromptCache`], fed from one bounded queue by a
+//! scheduler that gives a job to the idle slot sharing the longest prefix with its prompt
+//! (so a system prompt cached in one slot is found again).
 //! A job streams [`Event`]s back; when its receiver is gone (the client left) the slot stops
 //! at the next chunk or token and takes the next job.
 
@@ -11,9 +13,11 @@ use crate::model::{LanguageModel, ModelError, RunConfig};
 use crate::prompt_cache::PromptCache;
 use crate::sampler::{Sampler, SamplerConfig};
 use crate::tokenizer::{StreamDecoder, Tokenizer};
+use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
 
@@ -33,6 +37,8 @@ pub struct GenParams {
     pub stop: Vec<String>,
     /// Report log-probabilities: `Some(k)` with the `k` most likely alternatives.
     pub logprobs: Option<usize>,
+    /// Reuse what the slot holds (llama-server's `cache_prompt`; false recomputes all).
+    pub cache_prompt: bool,
 }
 
 pub struct Job {
@@ -75,8 +81,18 @@ pub enum Event {
     Error(String),
 }
 
+/// What the scheduler hears: a new job, or a slot that finished one (with the tokens its
+/// cache now holds).
+enum Msg {
+    Job(Job),
+    Idle(usize, Vec<u32>),
+}
+
 pub struct Engine {
-    queue: SyncSender<Job>,
+    scheduler: Sender<Msg>,
+    /// Jobs accepted but not yet given to a slot.
+    queued: Arc<AtomicUsize>,
+    queue_len: usize,
     pub tok: Arc<Tokenizer>,
     pub template: Arc<ChatTemplate>,
     pub n_ctx: usize,
@@ -111,8 +127,9 @@ impl Engine {
                 .build()
                 .map_err(|e| format!("cannot start the thread pool: {e}"))?,
         );
-        let (tx, rx) = sync_channel::<Job>(queue_len);
-        let rx = Arc::new(Mutex::new(rx));
+        let (to_scheduler, from_all) = channel::<Msg>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let mut slot_tx = Vec::new();
         let mut info = None;
         for i in 0..parallel.max(1) {
             let (model, snapshots) = load_model(&file, run)?;
@@ -124,15 +141,24 @@ impl Engine {
                 logits: Vec::new(),
                 order: Vec::new(),
             };
-            let (rx, pool) = (rx.clone(), pool.clone());
+            let (tx, rx) = channel::<Job>();
+            slot_tx.push(tx);
+            let (done, pool) = (to_scheduler.clone(), pool.clone());
             std::thread::Builder::new()
                 .name(format!("slot-{i}"))
-                .spawn(move || slot_loop(slot, &rx, &pool))
+                .spawn(move || slot_loop(i, slot, &rx, &done, &pool))
                 .map_err(|e| format!("cannot start a slot thread: {e}"))?;
         }
+        let q = queued.clone();
+        std::thread::Builder::new()
+            .name("scheduler".into())
+            .spawn(move || schedule(&from_all, &slot_tx, &q))
+            .map_err(|e| format!("cannot start the scheduler thread: {e}"))?;
         let (n_ctx, n_vocab, arch) = info.expect("at least one slot");
         Ok(Engine {
-            queue: tx,
+            scheduler: to_scheduler,
+            queued,
+            queue_len,
             tok,
             template,
             n_ctx,
@@ -143,9 +169,58 @@ impl Engine {
 
     /// Queues a job; false when the queue is full (the caller answers 503).
     pub fn submit(&self, job: Job) -> bool {
-        match self.queue.try_send(job) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
+        let accepted = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.queue_len).then_some(n + 1)
+            })
+            .is_ok();
+        if !accepted {
+            return false;
+        }
+        if self.scheduler.send(Msg::Job(job)).is_err() {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+}
+
+/// Gives queued jobs, oldest first, to idle slots: the one whose cached tokens share the
+/// longest prefix with the prompt, else the one idle longest.
+fn schedule(rx: &Receiver<Msg>, slots: &[Sender<Job>], queued: &AtomicUsize) {
+    let mut pending: VecDeque<Job> = VecDeque::new();
+    // Idle slots in the order they became idle, with what they hold.
+    let mut idle: Vec<(usize, Vec<u32>)> = (0..slots.len()).map(|i| (i, Vec::new())).collect();
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            Msg::Job(job) => pending.push_back(job),
+            Msg::Idle(i, tokens) => idle.push((i, tokens)),
+        }
+        while !idle.is_empty() {
+            let Some(job) = pending.pop_front() else {
+                break;
+            };
+            queued.fetch_sub(1, Ordering::AcqRel);
+            if job.events.is_closed() {
+                continue; // the client left while the job waited
+            }
+            let shared = |t: &[u32]| {
+                t.iter()
+                    .zip(&job.prompt)
+                    .take_while(|(a, b)| a == b)
+                    .count()
+            };
+            let best = (0..idle.len())
+                .max_by_key(|&k| (shared(&idle[k].1), std::cmp::Reverse(k)))
+                .unwrap_or(0);
+            let (slot, _) = idle.remove(best);
+            if let Err(e) = slots[slot].send(job) {
+                // The slot thread is gone (it cannot be, short of a bug): report, don't hang.
+                let _ =
+                    e.0.events
+                        .blocking_send(Event::Error("slot unavailable".into()));
+            }
         }
     }
 }
@@ -180,18 +255,14 @@ struct Slot {
     order: Vec<u32>,
 }
 
-fn slot_loop(mut slot: Slot, rx: &Mutex<Receiver<Job>>, pool: &rayon::ThreadPool) {
-    loop {
-        let job = {
-            let Ok(guard) = rx.lock() else { return };
-            match guard.recv() {
-                Ok(job) => job,
-                Err(_) => return,
-            }
-        };
-        if job.events.is_closed() {
-            continue; // the client left while the job was queued
-        }
+fn slot_loop(
+    index: usize,
+    mut slot: Slot,
+    rx: &Receiver<Job>,
+    done: &Sender<Msg>,
+    pool: &rayon::ThreadPool,
+) {
+    while let Ok(job) = rx.recv() {
         // The whole request runs inside the pool: a matmul issued from a pool worker forks
         // in well under a microsecond (see cli::common::with_threads).
         let events = job.events.clone();
@@ -209,6 +280,12 @@ fn slot_loop(mut slot: Slot, rx: &Mutex<Receiver<Job>>, pool: &rayon::ThreadPool
                 let _ = events.blocking_send(Event::Error("internal error".into()));
             }
         }
+        if done
+            .send(Msg::Idle(index, slot.cache.tokens().to_vec()))
+            .is_err()
+        {
+            return;
+        }
     }
 }
 
@@ -222,6 +299,9 @@ impl Slot {
         } = job;
         let cancelled = || events.is_closed();
         let t0 = Instant::now();
+        if !params.cache_prompt {
+            self.cache.clear(self.model.as_mut());
+        }
         let (cached, _) = self.cache.prepare(self.model.as_mut(), &prompt);
         let tok = self.tok.clone();
         let n_valid = tok.len().min(self.model.n_vocab());
