@@ -2,11 +2,15 @@
 
 pub use edgegemma_kernels as kernels;
 
+pub mod chat_template;
 pub mod generate;
 pub mod gguf;
 pub mod kv;
 pub mod model;
 pub mod npy;
 pub mod ops;
+pub mod prompt_cache;
 pub mod sampler;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod tokenizer;

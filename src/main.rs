@@ -28,6 +28,9 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Interactive chat in the Gemma turn template
     Chat(cli::chat::ChatArgs),
+    /// OpenAI-compatible HTTP server (chat and text completions, streaming, prompt cache)
+    #[cfg(feature = "server")]
+    Serve(cli::serve::ServeArgs),
     /// Perplexity of a text file
     Perplexity(cli::perplexity::PerplexityArgs),
     /// Token ids and pieces of a text
@@ -50,6 +53,8 @@ fn main() -> ExitCode {
         Command::Logits(args) => cli::logits::run(&args),
         Command::Run(args) => cli::run::run(&args),
         Command::Chat(args) => cli::chat::run(&args),
+        #[cfg(feature = "server")]
+        Command::Serve(args) => cli::serve::run(&args),
         Command::Perplexity(args) => cli::perplexity::run(&args),
         Command::Tokenize(args) => cli::tokenize::run(&args),
         Command::Bench(args) => cli::bench::run(&args),

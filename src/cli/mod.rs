@@ -9,6 +9,8 @@ pub mod inspect;
 pub mod logits;
 pub mod perplexity;
 pub mod run;
+#[cfg(feature = "server")]
+pub mod serve;
 pub mod tokenize;
 
 /// What a subcommand returns. The error's `Display` should be one line naming the file

@@ -638,4 +638,41 @@ impl LanguageModel for Gemma {
             }
         }
     }
+
+    fn truncate(&mut self, pos: usize) -> bool {
+        self.truncate_kv(pos)
+    }
+}
+
+/// Prompt-cache support: rewinding the KV cache to a prefix shared with the next prompt.
+impl Gemma {
+    /// Gives sliding-window layers a ring as long as the context, so [`LanguageModel::truncate`]
+    /// can rewind to any position: a ring of exactly `window` slots has overwritten the keys
+    /// an earlier position needs once the conversation passed it. Local layers then cost as
+    /// much KV memory as global ones. Forgets the conversation.
+    pub fn keep_full_local_cache(&mut self) {
+        let (n_ctx, n_kv, hd) = (self.n_ctx, self.cfg.n_head_kv, self.cfg.head_dim);
+        for c in self.caches.iter_mut().filter(|c| c.slots() < n_ctx) {
+            *c = KvRing::new(c.cache_type(), n_ctx, n_kv, hd);
+        }
+        self.pos = 0;
+    }
+
+    fn truncate_kv(&mut self, pos: usize) -> bool {
+        if pos > self.pos {
+            return false;
+        }
+        // The next position needs the `window - 1` before it. A ring that never wrapped still
+        // has them; one that did has overwritten one kept position per position written since
+        // `pos`, which a ring of `window - 1 + rewound` slots survives.
+        let window = self.cfg.window.unwrap_or(self.n_ctx);
+        let rewound = self.pos - pos;
+        let intact =
+            |c: &KvRing| self.pos <= c.slots() || window.saturating_sub(1) + rewound <= c.slots();
+        if !self.caches.iter().all(intact) {
+            return false;
+        }
+        self.pos = pos;
+        true
+    }
 }

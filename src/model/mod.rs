@@ -75,6 +75,13 @@ pub trait LanguageModel: Send {
     fn save_state(&self, w: &mut dyn std::io::Write) -> Result<()>;
     /// Restores a state written by `save_state` for the same model and settings.
     fn load_state(&mut self, r: &mut dyn std::io::Read) -> Result<()>;
+    /// Keeps the first `pos` positions and forgets the rest, so a prompt that shares them
+    /// need not recompute them (the server's prompt cache). Returns false, changing nothing,
+    /// when the model cannot rewind there (a recurrent state has no history to go back to;
+    /// callers then restore a saved state or start over).
+    fn truncate(&mut self, pos: usize) -> bool {
+        pos == self.pos()
+    }
 }
 
 /// Opens a GGUF and builds the model its architecture names.

@@ -1,0 +1,99 @@
+//! The prompt cache on the real Gemma 3 270M: rewinding the KV cache past the sliding
+//! window (512) and continuing gives the logits of a fresh run, and a ring of exactly the
+//! window refuses to rewind further than it can.
+//!
+//! The model is found through `EDGEGEMMA_REAL_MODEL`, else at
+//! `models/real/gemma3-270m-q4_k_m.gguf` (tools/fetch-real-model.sh); without it the test
+//! prints why and skips.
+
+use edgegemma::gguf::GgufFile;
+use edgegemma::model::gemma::Gemma;
+use edgegemma::model::{LanguageModel, RunConfig};
+use edgegemma::prompt_cache::{PromptCache, Reuse};
+use std::path::PathBuf;
+
+fn real_model() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("EDGEGEMMA_REAL_MODEL").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "EDGEGEMMA_REAL_MODEL={} is not a file",
+            p.display()
+        );
+        return Some(p);
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/real/gemma3-270m-q4_k_m.gguf");
+    p.is_file().then_some(p)
+}
+
+fn tokens(n: usize, salt: u32) -> Vec<u32> {
+    // Ordinary vocabulary ids (past the special and byte pieces), varied.
+    (0..n as u32)
+        .map(|i| 1000 + (i * 7919 + salt * 104_729) % 200_000)
+        .collect()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn argmax(a: &[f32]) -> usize {
+    (0..a.len()).max_by(|&i, &j| a[i].total_cmp(&a[j])).unwrap()
+}
+
+#[test]
+fn gemma_rewinds_past_the_window_and_matches_a_fresh_run() {
+    let Some(path) = real_model() else {
+        eprintln!("skipping: real model not found (tools/fetch-real-model.sh)");
+        return;
+    };
+    let file = GgufFile::open(&path).unwrap();
+    let run = RunConfig {
+        n_ctx: 1024,
+        n_batch: 256,
+        cache_type: edgegemma::kv::CacheType::F32,
+    };
+    let shared = tokens(530, 1);
+    let first = [&shared[..], &tokens(40, 2)].concat();
+    let second = [&shared[..], &tokens(30, 3)].concat();
+
+    let mut fresh = Gemma::load(&file, &run).unwrap();
+    let want = fresh.eval(&second).unwrap().to_vec();
+
+    let mut g = Gemma::load(&file, &run).unwrap();
+    g.keep_full_local_cache();
+    let mut cache = PromptCache::new(0);
+    let (n, how) = cache.prepare(&mut g, &first);
+    assert_eq!((n, how), (0, Reuse::None));
+    cache.feed(&mut g, &first, &[], &|| false).unwrap();
+    let (n, how) = cache.prepare(&mut g, &second);
+    assert_eq!((n, how), (530, Reuse::Prefix));
+    let got = cache
+        .feed(&mut g, &second[n..], &[], &|| false)
+        .unwrap()
+        .to_vec();
+    let d = max_diff(&got, &want);
+    eprintln!("rewound to 530 of 570, fed 30: max |Δlogit| vs fresh run = {d:e}");
+    assert!(d <= 1e-3, "max |Δ| {d}");
+    assert_eq!(argmax(&got), argmax(&want));
+
+    // A ring of exactly the window (the default) has overwritten what position 530 needs.
+    let mut exact = Gemma::load(&file, &run).unwrap();
+    exact.eval(&first).unwrap();
+    assert!(!exact.truncate(530));
+    assert_eq!(exact.pos(), 570);
+    // One position back it still holds.
+    assert!(exact.truncate(569));
+    assert!(!exact.truncate(570));
+    // Before the ring wraps any rewind is exact.
+    exact.reset();
+    exact.eval(&first[..200]).unwrap();
+    assert!(exact.truncate(10));
+    let got = exact.eval(&second[10..150]).unwrap().to_vec();
+    fresh.reset();
+    let want = fresh.eval(&second[..150]).unwrap();
+    assert!(max_diff(&got, want) <= 1e-3);
+}
