@@ -2,6 +2,7 @@
 
 pub use edgegemma_kernels as kernels;
 
+pub mod chat_template;
 pub mod generate;
 pub mod gguf;
 pub mod kv;

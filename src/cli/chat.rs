@@ -1,11 +1,14 @@
-//! `edgegemma chat`: an interactive conversation in Gemma's turn template. The KV cache (or
-//! recurrent state) is kept across turns: each turn feeds only the new text. `/reset` starts
-//! over, `/quit` (or end of input) leaves.
+//! `edgegemma chat`: an interactive conversation in the model's chat template
+//! (`tokenizer.chat_template`, rendered by [`edgegemma::chat_template`]; the built-in Gemma
+//! turn format when the file has none). The KV cache (or recurrent state) is kept across
+//! turns: each turn feeds only the new text, which the template gives
+//! ([`ChatTemplate::continuation`]). `/reset` starts over, `/quit` (or end of input) leaves.
 
 use super::common::{load_state, save_state, with_threads, ModelArgs};
 use super::run::SamplingArgs;
 use super::CliResult;
 use clap::Args;
+use edgegemma::chat_template::{ChatTemplate, Message};
 use edgegemma::generate::{generate, StopReason};
 use edgegemma::model::ModelError;
 use edgegemma::sampler::Sampler;
@@ -17,7 +20,7 @@ use std::path::PathBuf;
 pub struct ChatArgs {
     #[command(flatten)]
     pub model: ModelArgs,
-    /// System prompt, folded into the first user turn (as Gemma 3's template does)
+    /// System prompt (Gemma 3's template folds it into the first user turn)
     #[arg(long)]
     pub system: Option<String>,
     /// Most tokens per reply (-1 = until <end_of_turn>)
@@ -41,6 +44,16 @@ fn run_in_pool(args: &ChatArgs) -> CliResult {
     let sampler_cfg = args.sampling.config()?;
     let (mut model, file) = edgegemma::model::load(&args.model.model, &args.model.run_config())?;
     let tok = Tokenizer::from_gguf_file(&file)?;
+    let template = ChatTemplate::from_gguf(&file, &tok)
+        .map_err(|e| format!("{}: {e}", args.model.model.display()))?;
+    // Checked before the first turn, so a template that cannot be continued fails up front.
+    let model_turn_end = template.model_turn_end()?;
+    template.continuation(&Message::new("user", "x"))?;
+    let system = args
+        .system
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
     let mut sampler = Sampler::new(sampler_cfg);
     let n_predict = usize::try_from(args.n_predict).ok();
     let stdin = std::io::stdin();
@@ -76,34 +89,41 @@ fn run_in_pool(args: &ChatArgs) -> CliResult {
             }
             _ => {}
         }
-        let mut turn = std::mem::take(&mut pending);
-        if first_turn {
-            turn.push_str("<bos>");
-        }
-        turn.push_str("<start_of_turn>user\n");
-        if first_turn {
-            if let Some(sys) = args
-                .system
-                .as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-            {
-                turn.push_str(sys);
-                turn.push_str("\n\n");
+        let user = Message::new("user", msg);
+        let rendered = if first_turn {
+            let mut msgs: Vec<Message> = system
+                .map(|sys| Message::new("system", sys))
+                .into_iter()
+                .collect();
+            msgs.push(user);
+            template.render(&msgs, true)
+        } else {
+            template.continuation(&user)
+        };
+        let rendered = match rendered {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("edgegemma: {e}");
+                continue;
             }
-        }
-        turn.push_str(msg);
-        turn.push_str("<end_of_turn>\n<start_of_turn>model\n");
-        let ids = tok.encode(&turn, false, true);
+        };
+        let turn = format!("{pending}{rendered}");
+        // A template writes the BOS itself (`{{ bos_token }}`); one that does not gets it added.
+        let ids = if first_turn {
+            edgegemma::chat_template::tokenize_rendered(&tok, &turn)
+        } else {
+            tok.encode(&turn, false, true)
+        };
         if model.pos() + ids.len() >= model.n_ctx() {
             eprintln!(
                 "edgegemma: this turn would overflow the context ({} of {} positions used); /reset to start over",
                 model.pos(),
                 model.n_ctx()
             );
-            pending = turn_tail_for_retry(&turn);
+            // Nothing was fed: whatever was owed before this turn is still owed.
             continue;
         }
+        pending.clear();
         first_turn = false;
         let mut dec = StreamDecoder::new(false);
         let (timings, stop) = generate(
@@ -123,7 +143,7 @@ fn run_in_pool(args: &ChatArgs) -> CliResult {
         let tail = dec.finish().to_string();
         writeln!(stdout, "{tail}")?;
         // The end-of-turn token was sampled but not fed; it opens the next turn's text.
-        pending.push_str("<end_of_turn>\n");
+        pending.push_str(&model_turn_end);
         if stop == StopReason::ContextFull {
             eprintln!("edgegemma: context full; /reset to start over");
         }
@@ -146,13 +166,4 @@ fn run_in_pool(args: &ChatArgs) -> CliResult {
         save_state(model.as_ref(), path)?;
     }
     Ok(())
-}
-
-/// After a refused turn nothing was fed, so whatever was owed before it is still owed.
-fn turn_tail_for_retry(turn: &str) -> String {
-    if turn.starts_with("<end_of_turn>\n") {
-        "<end_of_turn>\n".to_string()
-    } else {
-        String::new()
-    }
 }

@@ -283,9 +283,14 @@ pub fn load(
     ];
     let special = SpecialTokens::find(&vocab, tok_json.as_ref(), tok_config.as_ref(), config, dir)?;
     metadata.extend(special);
-    if let Some(c) = &tok_config {
-        metadata.extend(chat_templates(dir, &config_path, c)?);
-    }
+    // Newer checkpoints keep the template only in chat_template.jinja: read it even without
+    // a tokenizer_config.json.
+    let no_config = Map::new();
+    metadata.extend(chat_templates(
+        dir,
+        &config_path,
+        tok_config.as_ref().unwrap_or(&no_config),
+    )?);
     Ok(Tokenizer {
         vocab,
         source,
@@ -647,5 +652,59 @@ mod tests {
         assert!(is_byte_piece("<0x0A>"));
         assert!(!is_byte_piece("<0x0G>"));
         assert!(!is_byte_piece("<0x0A0>"));
+    }
+
+    fn template_keys(dir: &Path, config: serde_json::Value) -> Vec<(String, String)> {
+        let c = config.as_object().cloned().unwrap_or_default();
+        chat_templates(dir, &dir.join("tokenizer_config.json"), &c)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, format!("{v:?}")))
+            .collect()
+    }
+
+    #[test]
+    fn chat_template_from_config_then_jinja_file() {
+        let dir = std::env::temp_dir().join(format!("eg-chat-template-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let jinja = dir.join("chat_template.jinja");
+        std::fs::write(&jinja, "{{ from_file }}").unwrap();
+        // tokenizer_config.json's template wins over the file.
+        let k = template_keys(
+            &dir,
+            serde_json::json!({"chat_template": "{{ from_config }}"}),
+        );
+        assert_eq!(k.len(), 1);
+        assert_eq!(k[0].0, "tokenizer.chat_template");
+        assert!(k[0].1.contains("from_config"), "{k:?}");
+        // Without it (or with null), the file's.
+        for cfg in [
+            serde_json::json!({}),
+            serde_json::json!({"chat_template": null}),
+        ] {
+            let k = template_keys(&dir, cfg);
+            assert_eq!(k.len(), 1);
+            assert!(k[0].1.contains("from_file"), "{k:?}");
+        }
+        // Named templates: "default" is the main one, the others get their own keys.
+        let k = template_keys(
+            &dir,
+            serde_json::json!({"chat_template": [
+                {"name": "default", "template": "{{ d }}"},
+                {"name": "tool_use", "template": "{{ t }}"}
+            ]}),
+        );
+        let names: Vec<&str> = k.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "tokenizer.chat_template",
+                "tokenizer.chat_template.tool_use",
+                "tokenizer.chat_templates"
+            ]
+        );
+        std::fs::remove_file(&jinja).unwrap();
+        assert!(template_keys(&dir, serde_json::json!({})).is_empty());
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
