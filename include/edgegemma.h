@@ -192,10 +192,12 @@ const char *eg_version(void);
 // `EDGEGEMMA_KERNELS` names a path this CPU cannot run (the reason is in `eg_last_error`).
 const char *eg_kernel_path(void);
 
-// Renders `n_messages` messages into the model's chat prompt (Gemma's turn format:
-// `<bos><start_of_turn>user\n...<end_of_turn>\n<start_of_turn>model\n...`, a system message
-// folded into the first user turn), ending with the opening of a model turn when
-// `add_generation_prompt`. The text goes into `buf` (`capacity` bytes, NUL-terminated), its
+// Renders `n_messages` messages into the model's chat prompt with the GGUF's own
+// `tokenizer.chat_template` (Jinja, rendered as transformers' `apply_chat_template` does), or
+// Gemma's turn format when the file has none (`<bos><start_of_turn>user\n...<end_of_turn>\n`
+// `<start_of_turn>model\n...`, a system message folded into the first user turn), ending with
+// the opening of a model turn when `add_generation_prompt`. What the template refuses (e.g.
+// roles not alternating user/model) is `EG_ERR_INVALID_ARGUMENT` with its message. The text goes into `buf` (`capacity` bytes, NUL-terminated), its
 // length without the NUL into `*len`; `EG_ERR_BUFFER_TOO_SMALL` when it does not fit. Pass
 // the result to `eg_generate` on an empty conversation (it starts with `<bos>`, so no second
 // BOS is added).

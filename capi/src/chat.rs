@@ -1,8 +1,9 @@
 //! Rendering a conversation into the prompt text the model was trained on.
 
 use crate::eg_status;
-use crate::error::{out_arg, slice_arg, str_arg, write_c_string, Error, Result};
+use crate::error::{out_arg, slice_arg, str_arg, write_c_string, Error};
 use crate::model::{eg_model, with_model};
+use edgegemma::chat_template::Message;
 use std::ffi::c_char;
 
 /// One message of a conversation: `role` is "system", "user", "model" or "assistant" (the same
@@ -14,10 +15,12 @@ pub struct eg_chat_message {
     pub content: *const c_char,
 }
 
-/// Renders `n_messages` messages into the model's chat prompt (Gemma's turn format:
-/// `<bos><start_of_turn>user\n...<end_of_turn>\n<start_of_turn>model\n...`, a system message
-/// folded into the first user turn), ending with the opening of a model turn when
-/// `add_generation_prompt`. The text goes into `buf` (`capacity` bytes, NUL-terminated), its
+/// Renders `n_messages` messages into the model's chat prompt with the GGUF's own
+/// `tokenizer.chat_template` (Jinja, rendered as transformers' `apply_chat_template` does), or
+/// Gemma's turn format when the file has none (`<bos><start_of_turn>user\n...<end_of_turn>\n`
+/// `<start_of_turn>model\n...`, a system message folded into the first user turn), ending with
+/// the opening of a model turn when `add_generation_prompt`. What the template refuses (e.g.
+/// roles not alternating user/model) is `EG_ERR_INVALID_ARGUMENT` with its message. The text goes into `buf` (`capacity` bytes, NUL-terminated), its
 /// length without the NUL into `*len`; `EG_ERR_BUFFER_TOO_SMALL` when it does not fit. Pass
 /// the result to `eg_generate` on an empty conversation (it starts with `<bos>`, so no second
 /// BOS is added).
@@ -35,75 +38,24 @@ pub unsafe extern "C" fn eg_chat_apply_template(
     capacity: usize,
     len: *mut usize,
 ) -> eg_status {
-    with_model(model, |_, _inner| {
+    with_model(model, |_, inner| {
         let len = out_arg(len, "len")?;
         let msgs = slice_arg(messages, n_messages, "messages")?;
         let mut turns = Vec::with_capacity(msgs.len());
         for (i, m) in msgs.iter().enumerate() {
             let role = str_arg(m.role, &format!("messages[{i}].role"))?;
             let content = str_arg(m.content, &format!("messages[{i}].content"))?;
-            turns.push((role, content));
+            turns.push(Message::new(role, content));
         }
-        let text = gemma_turns(&turns, add_generation_prompt)?;
+        let template = inner.chat_template.as_ref().map_err(|e| {
+            Error::new(
+                eg_status::EG_ERR_MODEL,
+                format!("the model's chat template: {e}"),
+            )
+        })?;
+        let text = template
+            .render(&turns, add_generation_prompt)
+            .map_err(|e| Error::invalid(e.to_string()))?;
         write_c_string(text.as_bytes(), buf, capacity, len)
     })
-}
-
-/// Gemma's turn format, as `edgegemma chat` writes it (and as Gemma 3's template renders it:
-/// contents trimmed, the system prompt and a blank line before the first user message).
-fn gemma_turns(msgs: &[(&str, &str)], add_generation_prompt: bool) -> Result<String> {
-    let mut out = String::from("<bos>");
-    let mut system: Option<&str> = None;
-    for (i, &(role, content)) in msgs.iter().enumerate() {
-        let role = match role {
-            "system" if i == 0 => {
-                system = Some(content.trim());
-                continue;
-            }
-            "user" => "user",
-            "model" | "assistant" => "model",
-            other => return Err(Error::invalid(format!(
-                "messages[{i}].role {other:?} is not system (first only), user, model or assistant"
-            ))),
-        };
-        out.push_str("<start_of_turn>");
-        out.push_str(role);
-        out.push('\n');
-        if let Some(sys) = system.take().filter(|s| !s.is_empty()) {
-            out.push_str(sys);
-            out.push_str("\n\n");
-        }
-        out.push_str(content.trim());
-        out.push_str("<end_of_turn>\n");
-    }
-    if add_generation_prompt {
-        out.push_str("<start_of_turn>model\n");
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::gemma_turns;
-
-    #[test]
-    fn renders_gemma_turns_with_the_system_prompt_folded_in() {
-        let got = gemma_turns(
-            &[
-                ("system", "Be brief."),
-                ("user", " Hi "),
-                ("assistant", "Hello."),
-                ("user", "Why?"),
-            ],
-            true,
-        )
-        .unwrap();
-        assert_eq!(
-            got,
-            "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n\
-             <start_of_turn>model\nHello.<end_of_turn>\n\
-             <start_of_turn>user\nWhy?<end_of_turn>\n<start_of_turn>model\n"
-        );
-        assert!(gemma_turns(&[("tool", "x")], false).is_err());
-    }
 }

@@ -133,6 +133,9 @@ pub(crate) struct Inner {
     pending: Option<u32>,
     /// Reused per token: the piece with its NUL for the callback.
     piece: Vec<u8>,
+    /// The GGUF's chat template (or the built-in Gemma format); a template that does not
+    /// compile fails only `eg_chat_apply_template`, not the load.
+    pub(crate) chat_template: std::result::Result<edgegemma::chat_template::ChatTemplate, String>,
 }
 
 fn thread_marker() -> usize {
@@ -290,6 +293,8 @@ pub unsafe extern "C" fn eg_model_load(
             .install(|| edgegemma::model::load(std::path::Path::new(path), &run))
             .map_err(Error::model)?;
         let tok = Tokenizer::from_gguf_file(&file).map_err(Error::model)?;
+        let chat_template = edgegemma::chat_template::ChatTemplate::from_gguf(&file, &tok)
+            .map_err(|e| e.to_string());
         let arch = CString::new(model.arch()).map_err(|_| Error::model("bad architecture name"))?;
         let n_vocab = model.n_vocab();
         let handle = Box::new(eg_model {
@@ -304,6 +309,7 @@ pub unsafe extern "C" fn eg_model_load(
                 has_logits: false,
                 pending: None,
                 piece: Vec::with_capacity(64),
+                chat_template,
             }),
         });
         *out = Box::into_raw(handle);
