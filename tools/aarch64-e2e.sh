@@ -50,6 +50,9 @@ done
 # The linker's notes about getaddrinfo/getpwuid_r in static glibc programs concern std code
 # edgegemma never calls; they go to a log.
 cflags=(-O2 -Wall -Wextra -Werror -std=c11 -Iinclude)
+# The header is also valid C++ (apps in C++ include it directly).
+echo '#include "edgegemma.h"' | g++ -x c++ -std=c++11 -Wall -Werror -fsyntax-only -Iinclude - ||
+    fail "include/edgegemma.h does not compile as C++"
 for prog in stream api_check; do
     gcc "${cflags[@]}" "examples/c/$prog.c" "$host/libedgegemma_c.a" -lpthread -ldl -lm \
         -o "$work/$prog-x86_64"

@@ -164,3 +164,41 @@ pub(crate) unsafe fn write_c_string(
     out[bytes.len()] = 0;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    fn last() -> String {
+        unsafe { CStr::from_ptr(eg_last_error()) }
+            .to_str()
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn a_panic_becomes_an_internal_error_with_its_message() {
+        let st = guard(|| panic!("boom at {}", 42));
+        assert_eq!(st, eg_status::EG_ERR_INTERNAL);
+        assert!(last().contains("boom at 42"), "{}", last());
+        let st = guard(|| Err(Error::invalid("bad n")));
+        assert_eq!(st, eg_status::EG_ERR_INVALID_ARGUMENT);
+        assert_eq!(last(), "bad n");
+        assert_eq!(guard(|| Ok(())), eg_status::EG_OK);
+        assert_eq!(last(), "bad n", "success leaves the message");
+    }
+
+    #[test]
+    fn text_goes_into_the_buffer_with_its_nul_or_reports_the_size() {
+        let mut buf = [0x55 as c_char; 6];
+        let mut len = 0;
+        let e = unsafe { write_c_string(b"hello!", buf.as_mut_ptr(), 6, &mut len) };
+        assert_eq!(e.unwrap_err().status, eg_status::EG_ERR_BUFFER_TOO_SMALL);
+        assert_eq!(len, 6);
+        unsafe { write_c_string(b"hello", buf.as_mut_ptr(), 6, &mut len) }.unwrap();
+        assert_eq!(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_bytes(), b"hello");
+        let e = unsafe { write_c_string(b"", std::ptr::null_mut(), 1, &mut len) };
+        assert_eq!(e.unwrap_err().status, eg_status::EG_ERR_NULL_ARGUMENT);
+    }
+}
