@@ -121,6 +121,12 @@ pub struct eg_model {
     inner: Mutex<Inner>,
 }
 
+// The header promises that one handle may be used from any thread.
+const _: () = {
+    const fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<eg_model>();
+};
+
 pub(crate) struct Inner {
     model: Box<dyn LanguageModel>,
     tok: Tokenizer,
