@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README): formatting, lints, every test of the workspace in
-# release mode (including the real Gemma 3 270M checks, fetched first), and the aarch64 kernel
-# tests under qemu for a Pi 4, a Pi 5 and a recent phone.
+# release mode (including the real Gemma 3 270M checks, fetched first), the aarch64 kernel
+# tests under qemu for a Pi 4, a Pi 5 and a recent phone, and the end-to-end checks of the C
+# library, the static aarch64 binaries and the older-CPU paths (tools/aarch64-e2e.sh).
 #
 # Usage: tools/test.sh [--no-cross] [--no-real-model]
 set -euo pipefail
@@ -39,6 +40,8 @@ cargo test --workspace --release
 if [ "$cross" = 1 ]; then
     step "aarch64 kernels under qemu (cortex-a72, cortex-a76, max)"
     tools/cross-test.sh
+    step "C API, static aarch64 binaries and no-SIGILL checks under qemu (tools/aarch64-e2e.sh)"
+    tools/aarch64-e2e.sh
 fi
 echo
 echo "all tests passed"
