@@ -20,10 +20,10 @@ pub(crate) static KERNELS: Kernels = Kernels::new(
     Path::Dotprod,
     quantize::quantize_act,
     dot_rows_for,
-    dot_rows_for,
+    super::gemm::dotprod_for,
 );
 
-/// Decode: 4 rows per call (2 for the K-quants, whose per-row state is larger); prefill 1 × 4.
+/// Decode: 4 rows per call (2 for the K-quants, whose per-row state is larger).
 pub(super) fn dot_rows_for(ty: GgmlType) -> DotRowsFn {
     match ty {
         GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => super::neon::dot_rows_for(ty),

@@ -152,6 +152,7 @@ unsafe fn legacy_tile<L: Legacy>(
 }
 
 #[target_feature(enable = "neon,dotprod,i8mm")]
+#[allow(clippy::needless_range_loop)] // two rows' vectors indexed together
 unsafe fn kquant45_tile<const HIGH: bool>(
     cols: usize,
     w: [*const u8; 2],
@@ -224,6 +225,7 @@ unsafe fn kquant45_tile<const HIGH: bool>(
 }
 
 #[target_feature(enable = "neon,dotprod,i8mm")]
+#[allow(clippy::needless_range_loop)] // two rows' vectors indexed together
 unsafe fn q6k_tile(cols: usize, w: [*const u8; 2], a: [*const u8; 2]) -> [[f32; 2]; 2] {
     let mut acc = vdupq_n_f32(0.0);
     for b in 0..cols / 256 {

@@ -3,7 +3,7 @@
 //! `formats/<format>.rs`. Every body is `#[inline(always)]`: it is only ever compiled inside
 //! a path's `#[target_feature]` wrapper (see `path_kernel!`).
 
-use super::{f16_at, f16x4_at, hsum_tile, rd_f32, rd_u32, Dot16};
+use super::{f16_at, f16x4_at, hsum_tile, rd_f32, rd_u32, unroll, Dot16};
 use crate::simd_common::unpack_q4k_scales;
 use std::arch::aarch64::*;
 
@@ -49,6 +49,8 @@ pub(super) trait Legacy {
     const A_QS: usize;
     /// Whether the block has a minimum (`m_x * s_y` term).
     const HAS_MIN: bool;
+    /// Whether every weight value is in `-32..=31` (see [`Dot16::dot32_small`]).
+    const SMALL: bool;
     unsafe fn weights(p: *const u8) -> [int8x16_t; 2];
 }
 
@@ -57,6 +59,7 @@ impl Legacy for Q4_0W {
     const W_BLOCK: usize = 18;
     const A_QS: usize = 2;
     const HAS_MIN: bool = false;
+    const SMALL: bool = true;
     #[inline(always)]
     unsafe fn weights(p: *const u8) -> [int8x16_t; 2] {
         unsafe {
@@ -72,6 +75,7 @@ impl Legacy for Q4_1W {
     const W_BLOCK: usize = 20;
     const A_QS: usize = 4;
     const HAS_MIN: bool = true;
+    const SMALL: bool = true;
     #[inline(always)]
     unsafe fn weights(p: *const u8) -> [int8x16_t; 2] {
         unsafe {
@@ -86,6 +90,7 @@ impl Legacy for Q5_0W {
     const W_BLOCK: usize = 22;
     const A_QS: usize = 2;
     const HAS_MIN: bool = false;
+    const SMALL: bool = true;
     #[inline(always)]
     unsafe fn weights(p: *const u8) -> [int8x16_t; 2] {
         unsafe {
@@ -105,6 +110,7 @@ impl Legacy for Q5_1W {
     const W_BLOCK: usize = 24;
     const A_QS: usize = 4;
     const HAS_MIN: bool = true;
+    const SMALL: bool = true;
     #[inline(always)]
     unsafe fn weights(p: *const u8) -> [int8x16_t; 2] {
         unsafe {
@@ -123,6 +129,7 @@ impl Legacy for Q8_0W {
     const W_BLOCK: usize = 34;
     const A_QS: usize = 2;
     const HAS_MIN: bool = false;
+    const SMALL: bool = false;
     #[inline(always)]
     unsafe fn weights(p: *const u8) -> [int8x16_t; 2] {
         unsafe { [ld(p.add(2)), ld(p.add(18))] }
@@ -252,7 +259,7 @@ unsafe fn kquant45<const HIGH: bool, D: Dot16, const NW: usize, const NA: usize>
                 [unsafe { vdupq_n_u8(0) }; 2]
             };
             let mut sumi = [unsafe { vdupq_n_s32(0) }; NA];
-            for c in 0..4 {
+            unroll!(c in [0, 1, 2, 3] {
                 let q = unsafe {
                     [
                         vld1q_u8(p.add(qs_off + 32 * c)),
@@ -278,7 +285,7 @@ unsafe fn kquant45<const HIGH: bool, D: Dot16, const NW: usize, const NA: usize>
                     sumi[j] =
                         unsafe { vmlaq_n_s32(vmlaq_n_s32(sumi[j], s_lo, sc_lo), s_hi, sc_hi) };
                 }
-            }
+            });
             for j in 0..NA {
                 acc[i][j] = unsafe { vfmaq_n_f32(acc[i][j], vcvtq_f32_s32(sumi[j]), d * dy[j]) };
                 let mins = unsafe { vcvtq_f32_s32(mins_dot(m, pairs[j])) };
@@ -372,7 +379,7 @@ pub(super) unsafe fn q6_k<D: Dot16, const NW: usize, const NA: usize>(
             let d = unsafe { f16_at(p.add(208)) };
             let scales = unsafe { p.add(192) as *const i8 };
             let mut sumi = [unsafe { vdupq_n_s32(0) }; NA];
-            for h in 0..2 {
+            unroll!(h in [0, 1] {
                 let q = unsafe { q6k_half(p.add(64 * h), p.add(128 + 32 * h)) };
                 for (v, &qv) in q.iter().enumerate() {
                     // Vector v covers elements 128h + 16v .. +16: sub-block 8h + v.
@@ -383,7 +390,7 @@ pub(super) unsafe fn q6_k<D: Dot16, const NW: usize, const NA: usize>(
                         sumi[j] = unsafe { vmlaq_n_s32(sumi[j], s, sc) };
                     }
                 }
-            }
+            });
             for j in 0..NA {
                 acc[i][j] = unsafe { vfmaq_n_f32(acc[i][j], vcvtq_f32_s32(sumi[j]), d * dy[j]) };
             }

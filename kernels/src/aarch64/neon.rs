@@ -23,10 +23,10 @@ pub(crate) static KERNELS: Kernels = Kernels::new(
     Path::Neon,
     quantize::quantize_act,
     dot_rows_for,
-    dot_rows_for,
+    super::gemm::neon_for,
 );
 
-/// Decode: 4 rows per call (2 for the K-quants, whose per-row state is larger); prefill 1 × 4.
+/// Decode: 4 rows per call (2 for the K-quants, whose per-row state is larger).
 pub(super) fn dot_rows_for(ty: GgmlType) -> DotRowsFn {
     match ty {
         GgmlType::F32 => dot_rows::<F32, 4, 1, 4>,
