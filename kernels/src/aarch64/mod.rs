@@ -9,6 +9,7 @@
 
 pub(crate) mod dotprod;
 pub(crate) mod gemm;
+mod gemm_i8mm;
 pub(crate) mod i8mm;
 mod int;
 pub(crate) mod neon;
