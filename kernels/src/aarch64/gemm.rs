@@ -1,5 +1,8 @@
 //! aarch64 prefill (GEMM) microkernels: the `gemm` entries of the `neon`, `dotprod` and `i8mm`
-//! tables.
+//! tables, and with one token the decode entries of `neon` and `dotprod` (except dotprod
+//! Q6_K): llvm-mca puts the 4 × 1 tile below the old per-row decode kernels (e.g. Cortex-A76
+//! dotprod Q4_K 4.5 vs 6.1 cycles per block, Cortex-A72 neon Q4_K 7.7 vs 14.5; see
+//! docs/arm-cost-model.md).
 //!
 //! A microkernel computes a tile of 4 weight rows × `NT` activation rows (tokens, `NT` <= 4)
 //! over the whole row and returns, per token, one `float32x4_t` whose lanes are the 4 rows:
@@ -33,6 +36,26 @@ use std::arch::aarch64::*;
 /// Activation bytes per tile of tokens: re-read once per 4 weight rows, so it should stay in L2
 /// (Pi 4: 1 MiB shared, Pi 5: 512 KiB per core) next to the weight rows being streamed.
 const ACT_TILE_BYTES: usize = 256 * 1024;
+
+/// How far ahead of the 4 rows being dotted a one-token pass prefetches weights (the value
+/// `rows.rs` measured for decode: hardware prefetchers alone reached ~40% of the read
+/// bandwidth on Zen 4, 2-4 KiB ahead doubled that).
+const PREFETCH_AHEAD: usize = 3072;
+
+/// `prfm pldl1keep` on every cache line of `len` bytes from `p` (a hint: never faults, so
+/// running past the end of the matrix is harmless; `wrapping_add` keeps it defined).
+#[inline(always)]
+fn prefetch_range(p: *const u8, len: usize) {
+    let mut off = 0;
+    while off < len {
+        // SAFETY: prfm never faults, whatever the address.
+        unsafe {
+            std::arch::asm!("prfm pldl1keep, [{0}]", in(reg) p.wrapping_add(off),
+                options(nostack, readonly, preserves_flags))
+        };
+        off += 64;
+    }
+}
 
 /// A prefill microkernel for one weight format on one instruction set.
 pub(super) trait Tile4 {
@@ -136,6 +159,13 @@ pub(super) unsafe fn gemm<K: Tile4>(
         let mut r = 0;
         while r < n_w {
             let wr = [wp(r), wp(r + 1), wp(r + 2), wp(r + 3)];
+            if t1 - t0 <= 4 {
+                // One tile of tokens (decode): the rows are streamed once from memory.
+                prefetch_range(
+                    w.as_ptr().wrapping_add(r * w_row_bytes + PREFETCH_AHEAD),
+                    4 * w_row_bytes,
+                );
+            }
             let mut t = t0;
             while t + 4 <= t1 {
                 let res =
