@@ -1,21 +1,15 @@
-//! NEON kernel bodies for every weight format, generic over the 16-byte dot product
-//! ([`Dot16`]) so the plain-NEON and dotprod paths share them. Scalar references:
-//! `formats/<format>.rs`. Every body is `#[inline(always)]`: it is only ever compiled inside
-//! a path's `#[target_feature]` wrapper (see `path_kernel!`).
+//! NEON kernel bodies shared by the aarch64 paths: the legacy formats' weight decoding
+//! ([`Legacy`], used by the 4-row tiles of `gemm.rs`), the Q6_K per-row decode kernel
+//! (dotprod decode) and the float kernels, generic over the 16-byte dot product ([`Dot16`]).
+//! Scalar references: `formats/<format>.rs`. Every body is `#[inline(always)]`: it is only
+//! ever compiled inside a path's `#[target_feature]` wrapper (see `path_kernel!`).
 
-use super::{f16_at, f16x4_at, hsum_tile, rd_f32, rd_u32, Dot16};
-use crate::simd_common::unpack_q4k_scales;
+use super::{f16_at, f16x4_at, hsum_tile, rd_f32, rd_u32, unroll, Dot16};
 use std::arch::aarch64::*;
 
 #[inline(always)]
 pub(super) unsafe fn ld(p: *const u8) -> int8x16_t {
     unsafe { vld1q_s8(p as *const i8) }
-}
-
-/// Sum of 32 products: two 16-byte halves.
-#[inline(always)]
-unsafe fn dot32<D: Dot16>(x: [int8x16_t; 2], y: [int8x16_t; 2]) -> int32x4_t {
-    unsafe { D::dot(D::dot(vdupq_n_s32(0), x[0], y[0]), x[1], y[1]) }
 }
 
 /// Low and high nibbles of 16 bytes: elements 0-15 and 16-31 of a 32-element block.
@@ -49,6 +43,8 @@ pub(super) trait Legacy {
     const A_QS: usize;
     /// Whether the block has a minimum (`m_x * s_y` term).
     const HAS_MIN: bool;
+    /// Whether every weight value is in `-32..=31` (see [`Dot16::dot32_small`]).
+    const SMALL: bool;
     unsafe fn weights(p: *const u8) -> [int8x16_t; 2];
 }
 
@@ -57,6 +53,7 @@ impl Legacy for Q4_0W {
     const W_BLOCK: usize = 18;
     const A_QS: usize = 2;
     const HAS_MIN: bool = false;
+    const SMALL: bool = true;
     #[inline(always)]
     unsafe fn weights(p: *const u8) -> [int8x16_t; 2] {
         unsafe {
@@ -72,6 +69,7 @@ impl Legacy for Q4_1W {
     const W_BLOCK: usize = 20;
     const A_QS: usize = 4;
     const HAS_MIN: bool = true;
+    const SMALL: bool = true;
     #[inline(always)]
     unsafe fn weights(p: *const u8) -> [int8x16_t; 2] {
         unsafe {
@@ -86,6 +84,7 @@ impl Legacy for Q5_0W {
     const W_BLOCK: usize = 22;
     const A_QS: usize = 2;
     const HAS_MIN: bool = false;
+    const SMALL: bool = true;
     #[inline(always)]
     unsafe fn weights(p: *const u8) -> [int8x16_t; 2] {
         unsafe {
@@ -105,6 +104,7 @@ impl Legacy for Q5_1W {
     const W_BLOCK: usize = 24;
     const A_QS: usize = 4;
     const HAS_MIN: bool = true;
+    const SMALL: bool = true;
     #[inline(always)]
     unsafe fn weights(p: *const u8) -> [int8x16_t; 2] {
         unsafe {
@@ -123,76 +123,12 @@ impl Legacy for Q8_0W {
     const W_BLOCK: usize = 34;
     const A_QS: usize = 2;
     const HAS_MIN: bool = false;
+    const SMALL: bool = false;
     #[inline(always)]
     unsafe fn weights(p: *const u8) -> [int8x16_t; 2] {
         unsafe { [ld(p.add(2)), ld(p.add(18))] }
     }
 }
-
-/// Per block `d_x d_y sum(x y)` (+ `m_x s_y`): the block's i8 weights dotted with each
-/// activation row, scaled and accumulated in f32 lanes.
-#[inline(always)]
-unsafe fn legacy<L: Legacy, D: Dot16, const NW: usize, const NA: usize>(
-    cols: usize,
-    w: [*const u8; NW],
-    a: [*const u8; NA],
-) -> [[f32; NA]; NW] {
-    let a_block = L::A_QS + 32;
-    let mut acc = [[unsafe { vdupq_n_f32(0.0) }; NA]; NW];
-    let mut acc_m = [[0.0f32; NA]; NW];
-    for b in 0..cols / 32 {
-        let mut y = [[unsafe { vdupq_n_s8(0) }; 2]; NA];
-        let mut dy = [0.0f32; NA];
-        let mut sy = [0.0f32; NA];
-        for j in 0..NA {
-            let p = unsafe { a[j].add(b * a_block) };
-            dy[j] = unsafe { f16_at(p) };
-            if L::HAS_MIN {
-                sy[j] = unsafe { f16_at(p.add(2)) };
-            }
-            y[j] = unsafe { [ld(p.add(L::A_QS)), ld(p.add(L::A_QS + 16))] };
-        }
-        for i in 0..NW {
-            let p = unsafe { w[i].add(b * L::W_BLOCK) };
-            let dw = unsafe { f16_at(p) };
-            let x = unsafe { L::weights(p) };
-            for j in 0..NA {
-                let s = unsafe { vcvtq_f32_s32(dot32::<D>(x, y[j])) };
-                acc[i][j] = unsafe { vfmaq_n_f32(acc[i][j], s, dw * dy[j]) };
-                if L::HAS_MIN {
-                    acc_m[i][j] += unsafe { f16_at(p.add(2)) } * sy[j];
-                }
-            }
-        }
-    }
-    let mut out = unsafe { hsum_tile(&acc) };
-    if L::HAS_MIN {
-        for i in 0..NW {
-            for j in 0..NA {
-                out[i][j] += acc_m[i][j];
-            }
-        }
-    }
-    out
-}
-
-macro_rules! legacy_body {
-    ($f:ident, $l:ty) => {
-        #[inline(always)]
-        pub(super) unsafe fn $f<D: Dot16, const NW: usize, const NA: usize>(
-            cols: usize,
-            w: [*const u8; NW],
-            a: [*const u8; NA],
-        ) -> [[f32; NA]; NW] {
-            unsafe { legacy::<$l, D, NW, NA>(cols, w, a) }
-        }
-    };
-}
-legacy_body!(q4_0, Q4_0W);
-legacy_body!(q4_1, Q4_1W);
-legacy_body!(q5_0, Q5_0W);
-legacy_body!(q5_1, Q5_1W);
-legacy_body!(q8_0, Q8_0W);
 
 /// Q8_K block layout: f32 `d`, 256 `qs`, 16 i16 `bsums`.
 pub(super) const K_ACT: usize = 292;
@@ -206,111 +142,6 @@ pub(super) unsafe fn bsum_pairs(p: *const u8) -> int16x8_t {
         let b = p.add(K_BSUMS) as *const i16;
         vpaddq_s16(vld1q_s16(b), vld1q_s16(b.add(8)))
     }
-}
-
-/// Sum over j of `mins[j] * pairs[j]` in 4 i32 lanes.
-#[inline(always)]
-pub(super) unsafe fn mins_dot(mins: u64, pairs: int16x8_t) -> int32x4_t {
-    unsafe {
-        let m = vreinterpretq_s16_u16(vmovl_u8(vcreate_u8(mins)));
-        vmlal_high_s16(vmull_s16(vget_low_s16(m), vget_low_s16(pairs)), m, pairs)
-    }
-}
-
-/// Q4_K and Q5_K: 8 sub-blocks of 32 with 6-bit scales and minimums. `HIGH` adds Q5_K's
-/// fifth bits from `qh`.
-#[inline(always)]
-unsafe fn kquant45<const HIGH: bool, D: Dot16, const NW: usize, const NA: usize>(
-    cols: usize,
-    w: [*const u8; NW],
-    a: [*const u8; NA],
-) -> [[f32; NA]; NW] {
-    let (w_block, qs_off) = if HIGH { (176, 48) } else { (144, 16) };
-    let zero = unsafe { vdupq_n_f32(0.0) };
-    let mut acc = [[zero; NA]; NW];
-    let mut acc_m = [[zero; NA]; NW];
-    let m4 = unsafe { vdupq_n_u8(0x0f) };
-    let bit4 = unsafe { vdupq_n_u8(0x10) };
-    for b in 0..cols / 256 {
-        let mut ya = [std::ptr::null::<u8>(); NA];
-        let mut dy = [0.0f32; NA];
-        let mut pairs = [unsafe { vdupq_n_s16(0) }; NA];
-        for j in 0..NA {
-            let p = unsafe { a[j].add(b * K_ACT) };
-            dy[j] = unsafe { rd_f32(p) };
-            pairs[j] = unsafe { bsum_pairs(p) };
-            ya[j] = unsafe { p.add(K_QS) };
-        }
-        for i in 0..NW {
-            let p = unsafe { w[i].add(b * w_block) };
-            let d = unsafe { f16_at(p) };
-            let dmin = unsafe { f16_at(p.add(2)) };
-            let (sc, m) = unsafe { unpack_q4k_scales(p.add(4)) };
-            let qh = if HIGH {
-                unsafe { [vld1q_u8(p.add(16)), vld1q_u8(p.add(32))] }
-            } else {
-                [unsafe { vdupq_n_u8(0) }; 2]
-            };
-            let mut sumi = [unsafe { vdupq_n_s32(0) }; NA];
-            for c in 0..4 {
-                let q = unsafe {
-                    [
-                        vld1q_u8(p.add(qs_off + 32 * c)),
-                        vld1q_u8(p.add(qs_off + 32 * c + 16)),
-                    ]
-                };
-                let mut lo = unsafe { [vandq_u8(q[0], m4), vandq_u8(q[1], m4)] };
-                let mut hi = unsafe { [vshrq_n_u8::<4>(q[0]), vshrq_n_u8::<4>(q[1])] };
-                if HIGH {
-                    let (bl, bh) = unsafe { (vdupq_n_u8(1 << (2 * c)), vdupq_n_u8(2 << (2 * c))) };
-                    for v in 0..2 {
-                        lo[v] = unsafe { vorrq_u8(lo[v], vandq_u8(vtstq_u8(qh[v], bl), bit4)) };
-                        hi[v] = unsafe { vorrq_u8(hi[v], vandq_u8(vtstq_u8(qh[v], bh), bit4)) };
-                    }
-                }
-                let sc_lo = ((sc >> (16 * c)) & 0xff) as i32;
-                let sc_hi = ((sc >> (16 * c + 8)) & 0xff) as i32;
-                for j in 0..NA {
-                    let y = unsafe { ya[j].add(64 * c) };
-                    let y = unsafe { [ld(y), ld(y.add(16)), ld(y.add(32)), ld(y.add(48))] };
-                    let s_lo = unsafe { dot32::<D>([s8(lo[0]), s8(lo[1])], [y[0], y[1]]) };
-                    let s_hi = unsafe { dot32::<D>([s8(hi[0]), s8(hi[1])], [y[2], y[3]]) };
-                    sumi[j] =
-                        unsafe { vmlaq_n_s32(vmlaq_n_s32(sumi[j], s_lo, sc_lo), s_hi, sc_hi) };
-                }
-            }
-            for j in 0..NA {
-                acc[i][j] = unsafe { vfmaq_n_f32(acc[i][j], vcvtq_f32_s32(sumi[j]), d * dy[j]) };
-                let mins = unsafe { vcvtq_f32_s32(mins_dot(m, pairs[j])) };
-                acc_m[i][j] = unsafe { vfmaq_n_f32(acc_m[i][j], mins, dmin * dy[j]) };
-            }
-        }
-    }
-    let mut out = [[0.0f32; NA]; NW];
-    for i in 0..NW {
-        for j in 0..NA {
-            out[i][j] = unsafe { vaddvq_f32(acc[i][j]) - vaddvq_f32(acc_m[i][j]) };
-        }
-    }
-    out
-}
-
-#[inline(always)]
-pub(super) unsafe fn q4_k<D: Dot16, const NW: usize, const NA: usize>(
-    cols: usize,
-    w: [*const u8; NW],
-    a: [*const u8; NA],
-) -> [[f32; NA]; NW] {
-    unsafe { kquant45::<false, D, NW, NA>(cols, w, a) }
-}
-
-#[inline(always)]
-pub(super) unsafe fn q5_k<D: Dot16, const NW: usize, const NA: usize>(
-    cols: usize,
-    w: [*const u8; NW],
-    a: [*const u8; NA],
-) -> [[f32; NA]; NW] {
-    unsafe { kquant45::<true, D, NW, NA>(cols, w, a) }
 }
 
 /// The 128 six-bit values of one Q6_K half (`ql` 64 bytes, `qh` 32 bytes) minus 32, in 8
@@ -372,7 +203,7 @@ pub(super) unsafe fn q6_k<D: Dot16, const NW: usize, const NA: usize>(
             let d = unsafe { f16_at(p.add(208)) };
             let scales = unsafe { p.add(192) as *const i8 };
             let mut sumi = [unsafe { vdupq_n_s32(0) }; NA];
-            for h in 0..2 {
+            unroll!(h in [0, 1] {
                 let q = unsafe { q6k_half(p.add(64 * h), p.add(128 + 32 * h)) };
                 for (v, &qv) in q.iter().enumerate() {
                     // Vector v covers elements 128h + 16v .. +16: sub-block 8h + v.
@@ -383,7 +214,7 @@ pub(super) unsafe fn q6_k<D: Dot16, const NW: usize, const NA: usize>(
                         sumi[j] = unsafe { vmlaq_n_s32(sumi[j], s, sc) };
                     }
                 }
-            }
+            });
             for j in 0..NA {
                 acc[i][j] = unsafe { vfmaq_n_f32(acc[i][j], vcvtq_f32_s32(sumi[j]), d * dy[j]) };
             }

@@ -8,6 +8,8 @@
 //! detected. `sdot` / `smmla` go through `asm!`: their intrinsics are not stable yet.
 
 pub(crate) mod dotprod;
+pub(crate) mod gemm;
+mod gemm_i8mm;
 pub(crate) mod i8mm;
 mod int;
 pub(crate) mod neon;
@@ -18,8 +20,32 @@ use std::arch::aarch64::*;
 /// `acc` plus the products of the 16 signed bytes of `a` and `b`, summed into 4 i32 lanes.
 /// How the 16 products are split over the lanes depends on the instruction; their total is
 /// exact either way (16 products of at most 2^14 each).
+///
+/// The fresh sums (`dot16`, `dot32`, `dot32_small`) let plain NEON keep pairs (or quads) of
+/// products in i16 lanes before widening: that is exact because activation bytes are in
+/// `-127..=127` (every activation quantizer here produces that range), so two products of
+/// i8 weights stay within 2 * 128 * 127 < 2^15 and four products of weights in `-32..=31`
+/// within 4 * 32 * 127 < 2^15.
 pub(crate) trait Dot16 {
     unsafe fn dot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t;
+
+    /// The products of 16 bytes in 4 i32 lanes.
+    #[inline(always)]
+    unsafe fn dot16(a: int8x16_t, b: int8x16_t) -> int32x4_t {
+        unsafe { Self::dot(vdupq_n_s32(0), a, b) }
+    }
+
+    /// The products of 32 bytes (two vectors) in 4 i32 lanes.
+    #[inline(always)]
+    unsafe fn dot32(x: [int8x16_t; 2], y: [int8x16_t; 2]) -> int32x4_t {
+        unsafe { Self::dot(Self::dot(vdupq_n_s32(0), x[0], y[0]), x[1], y[1]) }
+    }
+
+    /// [`dot32`](Self::dot32) for weights in `-32..=31`.
+    #[inline(always)]
+    unsafe fn dot32_small(x: [int8x16_t; 2], y: [int8x16_t; 2]) -> int32x4_t {
+        unsafe { Self::dot32(x, y) }
+    }
 }
 
 /// ARMv8.0: widening multiplies to i16, pairwise accumulate to i32.
@@ -32,6 +58,34 @@ impl Dot16 for PlainDot {
             let lo = vmull_s8(vget_low_s8(a), vget_low_s8(b));
             let hi = vmull_high_s8(a, b);
             vpadalq_s16(vpadalq_s16(acc, lo), hi)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn dot16(a: int8x16_t, b: int8x16_t) -> int32x4_t {
+        unsafe {
+            let p = vmlal_high_s8(vmull_s8(vget_low_s8(a), vget_low_s8(b)), a, b);
+            vpaddlq_s16(p)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn dot32(x: [int8x16_t; 2], y: [int8x16_t; 2]) -> int32x4_t {
+        unsafe {
+            let p = vmlal_high_s8(vmull_s8(vget_low_s8(x[0]), vget_low_s8(y[0])), x[0], y[0]);
+            let q = vmlal_high_s8(vmull_s8(vget_low_s8(x[1]), vget_low_s8(y[1])), x[1], y[1]);
+            vpadalq_s16(vpaddlq_s16(p), q)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn dot32_small(x: [int8x16_t; 2], y: [int8x16_t; 2]) -> int32x4_t {
+        unsafe {
+            let mut p = vmull_s8(vget_low_s8(x[0]), vget_low_s8(y[0]));
+            p = vmlal_high_s8(p, x[0], y[0]);
+            p = vmlal_s8(p, vget_low_s8(x[1]), vget_low_s8(y[1]));
+            p = vmlal_high_s8(p, x[1], y[1]);
+            vpaddlq_s16(p)
         }
     }
 }
@@ -126,6 +180,20 @@ pub(crate) unsafe fn hsum_tile<const NW: usize, const NA: usize>(
     out
 }
 
+/// Runs `$body` once for each listed value of `$i`, a `const` in each copy: the sub-block
+/// loops of the K-quant kernels, fully unrolled so shifts, masks and offsets are immediates
+/// and the block loop is one straight loop body (what the cost model in tools/mca reads).
+macro_rules! unroll {
+    ($i:ident in [$($v:literal),* $(,)?] $body:block) => {
+        $({
+            #[allow(non_upper_case_globals)]
+            const $i: usize = $v;
+            $body
+        })*
+    };
+}
+pub(crate) use unroll;
+
 /// Implements [`RowKernel`](crate::rows::RowKernel) for a unit struct by calling a generic
 /// body through a wrapper compiled with the path's target features.
 macro_rules! path_kernel {
@@ -138,6 +206,9 @@ macro_rules! path_kernel {
                 w: [*const u8; NW],
                 a: [*const u8; NA],
             ) -> [[f32; NA]; NW] {
+                // Never inlined: one call per tile of whole rows, and a symbol of its own for
+                // the cost model (tools/mca).
+                #[inline(never)]
                 #[target_feature(enable = $features)]
                 unsafe fn run<const NW: usize, const NA: usize>(
                     cols: usize,
