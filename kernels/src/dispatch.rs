@@ -155,6 +155,12 @@ impl Kernels {
         (self.gemm_for)(ty)
     }
 
+    /// The path's attention entry (paths that share one, like the aarch64 ones, return the same
+    /// function; tests use this to check each entry once).
+    pub fn attention_entry(&self) -> AttentionFn {
+        self.attention
+    }
+
     /// Causal attention of a batch of queries over a KV ring (see [`crate::attention`]) on this
     /// path; refuses inconsistent shapes with an error.
     pub fn attend(&self, a: &Attention<'_>, out: &mut [f32]) -> Result<(), AttentionError> {

@@ -44,12 +44,19 @@ pub fn attend(a: &Attention<'_>, out: &mut [f32]) -> Result<(), AttentionError> 
     a.validate(out)?;
     let hd = a.head_dim;
     let group = a.group();
+    // Decoded keys/values of every position the batch sees, per KV head, from the first
+    // token's first visible position on.
+    let mut kv_cache: Vec<Vec<(Vec<f32>, Vec<f32>)>> = vec![Vec::new(); a.n_head_kv];
+    let mut kv_first = vec![0usize; a.n_head_kv];
     for t in 0..a.n {
         let pos = a.pos0 + t;
         let first = a.first_visible(pos);
         for g in 0..a.n_head_kv {
-            let kvs: Vec<(Vec<f32>, Vec<f32>)> =
-                (first..=pos).map(|j| key_value(a, j, g)).collect();
+            if kv_cache[g].is_empty() {
+                kv_cache[g] = (first..a.pos0 + a.n).map(|j| key_value(a, j, g)).collect();
+                kv_first[g] = first;
+            }
+            let kvs = &kv_cache[g][first - kv_first[g]..=pos - kv_first[g]];
             for h in g * group..(g + 1) * group {
                 let q = &a.q[(t * a.n_head + h) * hd..][..hd];
                 let scores: Vec<f64> = kvs
@@ -68,11 +75,7 @@ pub fn attend(a: &Attention<'_>, out: &mut [f32]) -> Result<(), AttentionError> 
                 let sum: f64 = w.iter().sum();
                 let o = &mut out[(t * a.n_head + h) * hd..][..hd];
                 for (d, od) in o.iter_mut().enumerate() {
-                    let acc: f64 = w
-                        .iter()
-                        .zip(&kvs)
-                        .map(|(wi, (_, v))| wi * v[d] as f64)
-                        .sum();
+                    let acc: f64 = w.iter().zip(kvs).map(|(wi, (_, v))| wi * v[d] as f64).sum();
                     *od = (acc / sum) as f32;
                 }
             }
