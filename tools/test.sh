@@ -37,6 +37,11 @@ cargo clippy --workspace --all-targets --release -- -D warnings
 step "cargo test --workspace --release"
 cargo test --workspace --release
 
+if [ "$real" = 1 ]; then
+    step "edgegemma serve: openai client, curl, load test (real model)"
+    SERVE_REQUESTS="${SERVE_REQUESTS:-25}" tools/serve_test.sh
+fi
+
 if [ "$cross" = 1 ]; then
     step "aarch64 kernels under qemu (cortex-a72, cortex-a76, max)"
     tools/cross-test.sh
