@@ -216,17 +216,6 @@ impl OutPtr {
     }
 }
 
-/// Splits `rows` weight rows into tasks for `threads` workers: about 4 tasks per worker so an
-/// unevenly loaded core does not hold the others up, but each task at least `MIN_TASK_BYTES`
-/// of weight bytes times activation rows (a few microseconds of work), so the fork-join does
-/// not cost more than it saves on small decode matmuls. A multiple of 4, the decode tile.
-fn rows_per_task(rows: usize, row_bytes: usize, n_act: usize, threads: usize) -> usize {
-    const MIN_TASK_BYTES: usize = 64 * 1024;
-    let min_rows = MIN_TASK_BYTES.div_ceil(row_bytes.saturating_mul(n_act).max(1));
-    let per = rows.div_ceil(threads.max(1) * 4).max(min_rows);
-    per.div_ceil(4) * 4
-}
-
 /// `out[t * w.rows() + r] = dot(w.row(r), acts.row(t))` for every activation row `t` and weight
 /// row `r`, threaded over weight rows on the current rayon pool.
 pub fn matmul(w: &WeightMatrix, acts: &QuantizedActs, out: &mut [f32]) -> Result<(), FormatError> {
@@ -493,41 +482,6 @@ fn run_prefill(k: &Kernels, w: &WeightMatrix, acts: &QuantizedActs, out: &mut [f
         }
     };
     let n_tasks = split.row_tasks * split.token_tasks;
-    if threads <= 1 || n_tasks <= 1 {
-        (0..n_tasks).for_each(work);
-    } else {
-        (0..n_tasks).into_par_iter().for_each(work);
-    }
-}
-
-/// Runs `dot_rows` over every weight row, split into tasks of whole rows on the current pool.
-fn run_row_split(dot_rows: DotRowsFn, w: &WeightMatrix, acts: &QuantizedActs, out: &mut [f32]) {
-    let n = acts.n;
-    let out_ptr = OutPtr(out.as_mut_ptr());
-    let threads = rayon::current_num_threads();
-    let per_task = rows_per_task(w.rows, w.row_bytes, n, threads);
-    let n_tasks = w.rows.div_ceil(per_task);
-    let work = |task: usize| {
-        let r0 = task * per_task;
-        let r1 = (r0 + per_task).min(w.rows);
-        // SAFETY: rows r0..r1 belong to this task only; every index written is
-        // t * rows + r with r in r0..r1 and t < n, inside `out`. `k` came from the dispatch
-        // module, which only hands out tables the CPU can run.
-        unsafe {
-            dot_rows(
-                w.ty,
-                w.cols,
-                &w.data[r0 * w.row_bytes..r1 * w.row_bytes],
-                w.row_bytes,
-                r1 - r0,
-                acts.bytes(),
-                acts.row_bytes,
-                n,
-                out_ptr.get().add(r0),
-                w.rows,
-            )
-        }
-    };
     if threads <= 1 || n_tasks <= 1 {
         (0..n_tasks).for_each(work);
     } else {
