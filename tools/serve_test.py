@@ -141,6 +141,14 @@ try:
     variants = [[{"role": "user", "content": f"Say something about number {k}."}] for k in range(4)]
     expected = [req(port, "POST", "/v1/chat/completions", {"messages": v, "max_tokens": 6, "temperature": 0})[1]
                 ["choices"][0]["message"]["content"] for v in variants]
+    # "Idle" is the server after each of its 2 slots has served a request as deep as any in the
+    # load test (a 500-token reply): slots keep their KV for the prompt cache by design, so the
+    # pages a slot has touched stay. What must not grow is anything per request beyond that.
+    def long_reply(k):
+        req(port, "POST", "/v1/chat/completions", {"messages": variants[k], "max_tokens": 500,
+                                                   "temperature": 0})
+    warm = [threading.Thread(target=long_reply, args=(k,)) for k in range(2)]
+    [t.start() for t in warm]; [t.join() for t in warm]
     time.sleep(0.5)
     idle_rss = rss(srv.pid)
     ttfts, errors, counts = [], [], {"ok": 0, "malformed": 0, "disconnect": 0}
