@@ -33,12 +33,6 @@ pub fn rms_norm_in_place(x: &mut [f32], weight: &[f32], eps: f32) {
     vec_ops().rms_norm_in_place(x, weight, eps)
 }
 
-/// `c · tanh(x / c)`, one value (attention scores); slices go through [`VecOps::softcap`].
-#[inline]
-pub fn softcap(x: f32, cap: f32) -> f32 {
-    cap * (x / cap).tanh()
-}
-
 pub fn softcap_in_place(x: &mut [f32], cap: f32) {
     vec_ops().softcap(x, cap)
 }
@@ -53,23 +47,6 @@ pub fn add_bias_rows(x: &mut [f32], bias: &[f32]) {
     for row in x.chunks_exact_mut(bias.len()) {
         ops.add(row, bias);
     }
-}
-
-#[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    // Eight partial sums: lets the compiler vectorize and stays deterministic.
-    let mut acc = [0.0f32; 8];
-    let chunks = a.len() / 8;
-    for c in 0..chunks {
-        for j in 0..8 {
-            acc[j] += a[c * 8 + j] * b[c * 8 + j];
-        }
-    }
-    let mut s = 0.0;
-    for i in chunks * 8..a.len() {
-        s += a[i] * b[i];
-    }
-    acc.iter().sum::<f32>() + s
 }
 
 /// Numerically stable softmax in place.
