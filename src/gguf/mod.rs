@@ -31,6 +31,7 @@
 //! Versions 2 and 3, little-endian, are read; version 1 and big-endian files are refused.
 
 mod error;
+pub mod names;
 mod reader;
 mod tensor;
 mod value;

@@ -199,7 +199,7 @@ impl GgufFile {
 
     /// The architecture (`general.architecture`).
     pub fn architecture(&self) -> Result<&str, GgufError> {
-        self.get_str("general.architecture")
+        self.get_str(super::names::KEY_ARCHITECTURE)
     }
 
     /// The array under `key`, elements decoded lazily.

@@ -21,6 +21,7 @@ use super::rows::{embed, norm_rows, residual, softcap_all};
 use super::shared::{attend, ActsCache, AttnParams, MAX_GROUP_FLOATS, MAX_HEAD_DIM};
 use super::weights::{self, hparam_f32_opt, hparam_u32, hparam_u32_opt, MatRef};
 use super::{state, LanguageModel, ModelError, Result, RunConfig};
+use crate::gguf::names::{key, tensor, Arch, BlockTensor};
 use crate::gguf::{GgufFile, Value};
 use crate::kv::{CacheType, KvRing};
 use crate::ops::{self, Rope};
@@ -36,7 +37,7 @@ pub enum Generation {
 /// Hyperparameters, read from GGUF keys with llama.cpp's defaults where it hard-codes them.
 #[derive(Clone, Debug)]
 pub struct GemmaConfig {
-    pub arch: String,
+    pub arch: Arch,
     pub generation: Generation,
     pub n_embd: usize,
     pub n_layer: usize,
@@ -63,24 +64,24 @@ pub struct GemmaConfig {
 
 impl GemmaConfig {
     pub fn from_gguf(file: &GgufFile) -> Result<GemmaConfig> {
-        let arch = file.architecture()?.to_string();
-        let generation = match arch.as_str() {
-            "gemma" => Generation::Gemma1,
-            "gemma2" => Generation::Gemma2,
-            "gemma3" => Generation::Gemma3,
-            other => {
+        let name = file.architecture()?;
+        let (arch, generation) = match Arch::from_name(name) {
+            Some(a @ Arch::Gemma) => (a, Generation::Gemma1),
+            Some(a @ Arch::Gemma2) => (a, Generation::Gemma2),
+            Some(a @ Arch::Gemma3) => (a, Generation::Gemma3),
+            _ => {
                 return Err(ModelError(format!(
-                    "{}: architecture {other:?} is not a Gemma decoder",
+                    "{}: architecture {name:?} is not a Gemma decoder",
                     file.path().display()
                 )))
             }
         };
-        let a = arch.as_str();
-        let n_embd = hparam_u32(file, a, "embedding_length")?;
-        let n_layer = hparam_u32(file, a, "block_count")?;
-        let n_ff = hparam_u32(file, a, "feed_forward_length")?;
-        let n_head = hparam_u32(file, a, "attention.head_count")?;
-        let n_head_kv = hparam_u32_opt(file, a, "attention.head_count_kv")?.unwrap_or(n_head);
+        let a = arch;
+        let n_embd = hparam_u32(file, a, key::EMBEDDING_LENGTH)?;
+        let n_layer = hparam_u32(file, a, key::BLOCK_COUNT)?;
+        let n_ff = hparam_u32(file, a, key::FEED_FORWARD_LENGTH)?;
+        let n_head = hparam_u32(file, a, key::HEAD_COUNT)?;
+        let n_head_kv = hparam_u32_opt(file, a, key::HEAD_COUNT_KV)?.unwrap_or(n_head);
         let bad = |msg: String| ModelError(format!("{}: {msg}", file.path().display()));
         if n_head == 0 || n_head_kv == 0 || n_head % n_head_kv != 0 {
             return Err(bad(format!(
@@ -88,12 +89,15 @@ impl GemmaConfig {
             )));
         }
         if n_embd == 0 || n_layer == 0 || n_ff == 0 {
-            return Err(bad(
-                "embedding_length, block_count and feed_forward_length must be > 0".into(),
-            ));
+            return Err(bad(format!(
+                "{}, {} and {} must be > 0",
+                key::EMBEDDING_LENGTH,
+                key::BLOCK_COUNT,
+                key::FEED_FORWARD_LENGTH
+            )));
         }
-        let head_dim = hparam_u32_opt(file, a, "attention.key_length")?.unwrap_or(n_embd / n_head);
-        if let Some(vd) = hparam_u32_opt(file, a, "attention.value_length")? {
+        let head_dim = hparam_u32_opt(file, a, key::KEY_LENGTH)?.unwrap_or(n_embd / n_head);
+        if let Some(vd) = hparam_u32_opt(file, a, key::VALUE_LENGTH)? {
             if vd != head_dim {
                 return Err(bad(format!(
                     "value_length {vd} differs from key_length {head_dim}"
@@ -109,9 +113,9 @@ impl GemmaConfig {
                 n_head / n_head_kv
             )));
         }
-        let n_ctx_train = hparam_u32_opt(file, a, "context_length")?.unwrap_or(8192);
-        let eps = hparam_f32_opt(file, a, "attention.layer_norm_rms_epsilon")?.unwrap_or(1e-6);
-        let embd = file.require_tensor("token_embd.weight")?;
+        let n_ctx_train = hparam_u32_opt(file, a, key::CONTEXT_LENGTH)?.unwrap_or(8192);
+        let eps = hparam_f32_opt(file, a, key::RMS_EPSILON)?.unwrap_or(1e-6);
+        let embd = file.require_tensor(tensor::TOKEN_EMBD)?;
         let n_vocab = embd.dims().get(1).copied().unwrap_or(0) as usize;
 
         // Sliding window and which layers use it (llama.cpp hard-codes the pattern; our
@@ -119,13 +123,11 @@ impl GemmaConfig {
         let window = match generation {
             Generation::Gemma1 => None,
             Generation::Gemma2 => {
-                Some(hparam_u32_opt(file, a, "attention.sliding_window")?.unwrap_or(4096))
+                Some(hparam_u32_opt(file, a, key::SLIDING_WINDOW)?.unwrap_or(4096))
             }
-            Generation::Gemma3 => {
-                hparam_u32_opt(file, a, "attention.sliding_window")?.filter(|&w| w > 0)
-            }
+            Generation::Gemma3 => hparam_u32_opt(file, a, key::SLIDING_WINDOW)?.filter(|&w| w > 0),
         };
-        let pattern_key = format!("{a}.attention.sliding_window_pattern");
+        let pattern_key = a.key(key::SLIDING_WINDOW_PATTERN);
         let is_local: Vec<bool> = match (window, file.get(&pattern_key)) {
             (None, _) => vec![false; n_layer],
             (Some(_), Some(Value::Array(_))) => {
@@ -152,22 +154,24 @@ impl GemmaConfig {
             }
         };
 
-        let rope_base_global = hparam_f32_opt(file, a, "rope.freq_base")?.unwrap_or(10000.0);
+        let rope_base_global = hparam_f32_opt(file, a, key::ROPE_FREQ_BASE)?.unwrap_or(10000.0);
         let rope_base_local = match generation {
-            Generation::Gemma3 => hparam_f32_opt(file, a, "rope.freq_base_swa")?.unwrap_or(10000.0),
-            _ => hparam_f32_opt(file, a, "rope.freq_base_swa")?.unwrap_or(rope_base_global),
+            Generation::Gemma3 => {
+                hparam_f32_opt(file, a, key::ROPE_FREQ_BASE_SWA)?.unwrap_or(10000.0)
+            }
+            _ => hparam_f32_opt(file, a, key::ROPE_FREQ_BASE_SWA)?.unwrap_or(rope_base_global),
         };
-        let scaling_type = file.get_str_opt(&format!("{a}.rope.scaling.type"))?;
+        let scaling_type = file.get_str_opt(&a.key(key::ROPE_SCALING_TYPE))?;
         let factor = match scaling_type {
-            None | Some("none") => hparam_f32_opt(file, a, "rope.scale_linear")?.unwrap_or(1.0),
-            Some("linear") => hparam_f32_opt(file, a, "rope.scaling.factor")?.unwrap_or(1.0),
+            None | Some("none") => hparam_f32_opt(file, a, key::ROPE_SCALE_LINEAR)?.unwrap_or(1.0),
+            Some("linear") => hparam_f32_opt(file, a, key::ROPE_SCALING_FACTOR)?.unwrap_or(1.0),
             Some(other) => return Err(bad(format!("unsupported RoPE scaling type {other:?}"))),
         };
         if factor <= 0.0 || !factor.is_finite() {
             return Err(bad(format!("RoPE scaling factor {factor} is not positive")));
         }
 
-        let attn_scale = match hparam_f32_opt(file, a, "attention.scale")? {
+        let attn_scale = match hparam_f32_opt(file, a, key::ATTENTION_SCALE)? {
             Some(s) => s,
             // llama.cpp's rule for the 27B models, whose query_pre_attn_scalar is D/H.
             None if (generation == Generation::Gemma2 && n_layer == 46)
@@ -182,20 +186,20 @@ impl GemmaConfig {
             Generation::Gemma1 => (None, None),
             Generation::Gemma2 => (
                 cap(Some(
-                    hparam_f32_opt(file, a, "attn_logit_softcapping")?.unwrap_or(50.0),
+                    hparam_f32_opt(file, a, key::ATTN_SOFTCAP)?.unwrap_or(50.0),
                 )),
                 cap(Some(
-                    hparam_f32_opt(file, a, "final_logit_softcapping")?.unwrap_or(30.0),
+                    hparam_f32_opt(file, a, key::FINAL_SOFTCAP)?.unwrap_or(30.0),
                 )),
             ),
             Generation::Gemma3 => (
-                cap(hparam_f32_opt(file, a, "attn_logit_softcapping")?),
-                cap(hparam_f32_opt(file, a, "final_logit_softcapping")?),
+                cap(hparam_f32_opt(file, a, key::ATTN_SOFTCAP)?),
+                cap(hparam_f32_opt(file, a, key::FINAL_SOFTCAP)?),
             ),
         };
         // llama.cpp scales by the exact √D; a file may say otherwise.
         let embed_scale =
-            hparam_f32_opt(file, a, "embedding_scale")?.unwrap_or((n_embd as f32).sqrt());
+            hparam_f32_opt(file, a, key::EMBEDDING_SCALE)?.unwrap_or((n_embd as f32).sqrt());
 
         Ok(GemmaConfig {
             arch,
@@ -283,36 +287,36 @@ impl Gemma {
         let (d, hd) = (cfg.n_embd, cfg.head_dim);
         let q_dim = cfg.n_head * hd;
         let kv_dim = cfg.n_head_kv * hd;
-        let token_embd = weights::matrix(&file, "token_embd.weight", d, cfg.n_vocab)?;
-        let output = weights::matrix_opt(&file, "output.weight", d, cfg.n_vocab)?
+        let token_embd = weights::matrix(&file, tensor::TOKEN_EMBD, d, cfg.n_vocab)?;
+        let output = weights::matrix_opt(&file, tensor::OUTPUT, d, cfg.n_vocab)?
             .unwrap_or_else(|| token_embd.clone());
-        let output_norm = weights::vector(&file, "output_norm.weight", d)?;
+        let output_norm = weights::vector(&file, tensor::OUTPUT_NORM, d)?;
         let g2plus = cfg.generation != Generation::Gemma1;
         let g3 = cfg.generation == Generation::Gemma3;
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
-            let n = |s: &str| format!("blk.{i}.{s}.weight");
-            let opt_vec = |s: &str, len: usize, want: bool| -> Result<Option<Vec<f32>>> {
+            let n = |t: BlockTensor| t.weight(i);
+            let opt_vec = |t: BlockTensor, len: usize, want: bool| -> Result<Option<Vec<f32>>> {
                 if want {
-                    weights::vector(&file, &n(s), len).map(Some)
+                    weights::vector(&file, &n(t), len).map(Some)
                 } else {
                     Ok(None)
                 }
             };
             layers.push(Layer {
-                attn_norm: weights::vector(&file, &n("attn_norm"), d)?,
-                wq: weights::matrix(&file, &n("attn_q"), d, q_dim)?,
-                wk: weights::matrix(&file, &n("attn_k"), d, kv_dim)?,
-                wv: weights::matrix(&file, &n("attn_v"), d, kv_dim)?,
-                wo: weights::matrix(&file, &n("attn_output"), q_dim, d)?,
-                q_norm: opt_vec("attn_q_norm", hd, g3)?,
-                k_norm: opt_vec("attn_k_norm", hd, g3)?,
-                post_attn_norm: opt_vec("post_attention_norm", d, g2plus)?,
-                ffn_norm: weights::vector(&file, &n("ffn_norm"), d)?,
-                gate: weights::matrix(&file, &n("ffn_gate"), d, cfg.n_ff)?,
-                up: weights::matrix(&file, &n("ffn_up"), d, cfg.n_ff)?,
-                down: weights::matrix(&file, &n("ffn_down"), cfg.n_ff, d)?,
-                post_ffw_norm: opt_vec("post_ffw_norm", d, g2plus)?,
+                attn_norm: weights::vector(&file, &n(BlockTensor::AttnNorm), d)?,
+                wq: weights::matrix(&file, &n(BlockTensor::AttnQ), d, q_dim)?,
+                wk: weights::matrix(&file, &n(BlockTensor::AttnK), d, kv_dim)?,
+                wv: weights::matrix(&file, &n(BlockTensor::AttnV), d, kv_dim)?,
+                wo: weights::matrix(&file, &n(BlockTensor::AttnOutput), q_dim, d)?,
+                q_norm: opt_vec(BlockTensor::AttnQNorm, hd, g3)?,
+                k_norm: opt_vec(BlockTensor::AttnKNorm, hd, g3)?,
+                post_attn_norm: opt_vec(BlockTensor::PostAttentionNorm, d, g2plus)?,
+                ffn_norm: weights::vector(&file, &n(BlockTensor::FfnNorm), d)?,
+                gate: weights::matrix(&file, &n(BlockTensor::FfnGate), d, cfg.n_ff)?,
+                up: weights::matrix(&file, &n(BlockTensor::FfnUp), d, cfg.n_ff)?,
+                down: weights::matrix(&file, &n(BlockTensor::FfnDown), cfg.n_ff, d)?,
+                post_ffw_norm: opt_vec(BlockTensor::PostFfwNorm, d, g2plus)?,
                 local: cfg.is_local[i],
             });
         }
@@ -548,7 +552,7 @@ impl Gemma {
 
 impl LanguageModel for Gemma {
     fn arch(&self) -> &str {
-        &self.cfg.arch
+        self.cfg.arch.name()
     }
 
     fn n_vocab(&self) -> usize {

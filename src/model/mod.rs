@@ -8,6 +8,7 @@ pub(crate) mod shared;
 pub mod state;
 pub mod weights;
 
+use crate::gguf::names::Arch;
 use crate::gguf::GgufFile;
 use crate::kv::CacheType;
 use std::fmt;
@@ -87,15 +88,19 @@ pub trait LanguageModel: Send {
 /// Opens a GGUF and builds the model its architecture names.
 pub fn load(path: &Path, run: &RunConfig) -> Result<(Box<dyn LanguageModel>, GgufFile)> {
     let file = GgufFile::open(path)?;
-    let arch = file.architecture()?.to_string();
-    let model: Box<dyn LanguageModel> = match arch.as_str() {
-        "gemma" | "gemma2" | "gemma3" => Box::new(gemma::Gemma::load(&file, run)?),
-        "recurrentgemma" => Box::new(recurrent_gemma::RecurrentGemma::load(&file, run)?),
-        other => {
+    let name = file.architecture()?;
+    let model: Box<dyn LanguageModel> = match Arch::from_name(name) {
+        Some(Arch::Gemma | Arch::Gemma2 | Arch::Gemma3) => {
+            Box::new(gemma::Gemma::load(&file, run)?)
+        }
+        Some(Arch::RecurrentGemma) => Box::new(recurrent_gemma::RecurrentGemma::load(&file, run)?),
+        None => {
+            let known: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
             return Err(ModelError(format!(
-                "{}: unsupported architecture {other:?} (edgegemma runs gemma, gemma2, gemma3, recurrentgemma)",
-                path.display()
-            )))
+                "{}: unsupported architecture {name:?} (edgegemma runs {})",
+                path.display(),
+                known.join(", ")
+            )));
         }
     };
     Ok((model, file))

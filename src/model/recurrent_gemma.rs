@@ -22,12 +22,13 @@ use super::rows::{embed, norm_rows, residual, softcap_all};
 use super::shared::{attend, ActsCache, AttnParams, MAX_GROUP_FLOATS, MAX_HEAD_DIM};
 use super::weights::{self, hparam_f32_opt, hparam_u32, hparam_u32_opt, MatRef};
 use super::{state, LanguageModel, ModelError, Result, RunConfig};
+use crate::gguf::names::{key, tensor, Arch, BlockTensor};
 use crate::gguf::GgufFile;
 use crate::kv::{CacheType, KvRing};
 use crate::ops::{self, Rope};
 use rayon::prelude::*;
 
-const ARCH: &str = "recurrentgemma";
+const ARCH: Arch = Arch::RecurrentGemma;
 /// Output rows computed together when every position's logits are wanted.
 const LOGIT_ROWS: usize = 16;
 
@@ -61,13 +62,13 @@ impl RecurrentGemmaConfig {
     pub fn from_gguf(file: &GgufFile) -> Result<RecurrentGemmaConfig> {
         let bad = |msg: String| ModelError(format!("{}: {msg}", file.path().display()));
         let a = ARCH;
-        let n_embd = hparam_u32(file, a, "embedding_length")?;
-        let n_layer = hparam_u32(file, a, "block_count")?;
-        let n_ff = hparam_u32(file, a, "feed_forward_length")?;
-        let n_head = hparam_u32(file, a, "attention.head_count")?;
-        let head_dim = hparam_u32_opt(file, a, "attention.key_length")?
+        let n_embd = hparam_u32(file, a, key::EMBEDDING_LENGTH)?;
+        let n_layer = hparam_u32(file, a, key::BLOCK_COUNT)?;
+        let n_ff = hparam_u32(file, a, key::FEED_FORWARD_LENGTH)?;
+        let n_head = hparam_u32(file, a, key::HEAD_COUNT)?;
+        let head_dim = hparam_u32_opt(file, a, key::KEY_LENGTH)?
             .unwrap_or(n_embd.checked_div(n_head).unwrap_or(0));
-        let kv_key = format!("{a}.attention.head_count_kv");
+        let kv_key = a.key(key::HEAD_COUNT_KV);
         let kv = file.get_u32_array(&kv_key)?;
         if kv.len() != n_layer {
             return Err(bad(format!(
@@ -82,25 +83,29 @@ impl RecurrentGemmaConfig {
         }
         let is_attention: Vec<bool> = kv.iter().map(|&x| x == 1).collect();
         if n_embd == 0 || n_layer == 0 || n_ff == 0 || n_head == 0 {
-            return Err(bad(
-                "embedding_length, block_count, feed_forward_length and head_count must be > 0"
-                    .into(),
-            ));
+            return Err(bad(format!(
+                "{}, {}, {} and {} must be > 0",
+                key::EMBEDDING_LENGTH,
+                key::BLOCK_COUNT,
+                key::FEED_FORWARD_LENGTH,
+                key::HEAD_COUNT
+            )));
         }
         if head_dim == 0 || head_dim > MAX_HEAD_DIM || n_head * head_dim > MAX_GROUP_FLOATS {
             return Err(bad(format!(
                 "unsupported attention shape: {n_head} heads of {head_dim}"
             )));
         }
-        let rope_dims = hparam_u32_opt(file, a, "rope.dimension_count")?.unwrap_or(head_dim / 2);
+        let rope_dims = hparam_u32_opt(file, a, key::ROPE_DIMENSION_COUNT)?.unwrap_or(head_dim / 2);
         if rope_dims == 0 || rope_dims > head_dim || rope_dims % 2 != 0 {
             return Err(bad(format!(
-                "rope.dimension_count {rope_dims} does not fit head dim {head_dim}"
+                "{} {rope_dims} does not fit head dim {head_dim}",
+                key::ROPE_DIMENSION_COUNT
             )));
         }
-        let lru_width = hparam_u32_opt(file, a, "ssm.inner_size")?.unwrap_or(n_embd);
-        let conv_width = hparam_u32_opt(file, a, "ssm.conv_kernel")?.unwrap_or(4);
-        let gate_blocks = hparam_u32_opt(file, a, "rglru.head_count")?.unwrap_or(n_head);
+        let lru_width = hparam_u32_opt(file, a, key::SSM_INNER_SIZE)?.unwrap_or(n_embd);
+        let conv_width = hparam_u32_opt(file, a, key::SSM_CONV_KERNEL)?.unwrap_or(4);
+        let gate_blocks = hparam_u32_opt(file, a, key::RGLRU_HEAD_COUNT)?.unwrap_or(n_head);
         if conv_width == 0 || conv_width > 16 {
             return Err(bad(format!("unsupported conv width {conv_width}")));
         }
@@ -109,11 +114,11 @@ impl RecurrentGemmaConfig {
                 "lru width {lru_width} is not a multiple of {gate_blocks} gate blocks"
             )));
         }
-        let window = hparam_u32(file, a, "attention.sliding_window")?;
+        let window = hparam_u32(file, a, key::SLIDING_WINDOW)?;
         if window == 0 {
-            return Err(bad("attention.sliding_window must be > 0".into()));
+            return Err(bad(format!("{} must be > 0", key::SLIDING_WINDOW)));
         }
-        let embd = file.require_tensor("token_embd.weight")?;
+        let embd = file.require_tensor(tensor::TOKEN_EMBD)?;
         let n_vocab = embd.dims().get(1).copied().unwrap_or(0) as usize;
         let default_scale = half::bf16::from_f32((n_embd as f32).sqrt()).to_f32();
         Ok(RecurrentGemmaConfig {
@@ -123,19 +128,19 @@ impl RecurrentGemmaConfig {
             n_head,
             head_dim,
             n_vocab,
-            eps: hparam_f32_opt(file, a, "attention.layer_norm_rms_epsilon")?.unwrap_or(1e-6),
+            eps: hparam_f32_opt(file, a, key::RMS_EPSILON)?.unwrap_or(1e-6),
             window,
             is_attention,
             rope_dims,
-            rope_base: hparam_f32_opt(file, a, "rope.freq_base")?.unwrap_or(10000.0),
-            attn_scale: hparam_f32_opt(file, a, "attention.scale")?
+            rope_base: hparam_f32_opt(file, a, key::ROPE_FREQ_BASE)?.unwrap_or(10000.0),
+            attn_scale: hparam_f32_opt(file, a, key::ATTENTION_SCALE)?
                 .unwrap_or(1.0 / (head_dim as f32).sqrt()),
-            final_softcap: hparam_f32_opt(file, a, "final_logit_softcapping")?.filter(|&c| c > 0.0),
-            embed_scale: hparam_f32_opt(file, a, "embedding_scale")?.unwrap_or(default_scale),
+            final_softcap: hparam_f32_opt(file, a, key::FINAL_SOFTCAP)?.filter(|&c| c > 0.0),
+            embed_scale: hparam_f32_opt(file, a, key::EMBEDDING_SCALE)?.unwrap_or(default_scale),
             lru_width,
             conv_width,
             gate_blocks,
-            lru_c: hparam_f32_opt(file, a, "rglru.c")?.unwrap_or(8.0),
+            lru_c: hparam_f32_opt(file, a, key::RGLRU_C)?.unwrap_or(8.0),
         })
     }
 }
@@ -246,29 +251,29 @@ impl RecurrentGemma {
         let hd = cfg.head_dim;
         let q_dim = cfg.n_head * hd;
         let blk = r / cfg.gate_blocks;
-        let token_embd = weights::matrix(&file, "token_embd.weight", d, cfg.n_vocab)?;
-        let output = weights::matrix_opt(&file, "output.weight", d, cfg.n_vocab)?
+        let token_embd = weights::matrix(&file, tensor::TOKEN_EMBD, d, cfg.n_vocab)?;
+        let output = weights::matrix_opt(&file, tensor::OUTPUT, d, cfg.n_vocab)?
             .unwrap_or_else(|| token_embd.clone());
-        let output_norm = weights::vector(&file, "output_norm.weight", d)?;
+        let output_norm = weights::vector(&file, tensor::OUTPUT_NORM, d)?;
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
-            let w = |s: &str| format!("blk.{i}.{s}.weight");
-            let b = |s: &str| format!("blk.{i}.{s}.bias");
+            let w = |t: BlockTensor| t.weight(i);
+            let b = |t: BlockTensor| t.bias(i);
             let mlp = Mlp {
-                gate: weights::matrix(&file, &w("ffn_gate"), d, f)?,
-                gate_b: weights::vector(&file, &b("ffn_gate"), f)?,
-                up: weights::matrix(&file, &w("ffn_up"), d, f)?,
-                up_b: weights::vector(&file, &b("ffn_up"), f)?,
-                down: weights::matrix(&file, &w("ffn_down"), f, d)?,
-                down_b: weights::vector(&file, &b("ffn_down"), d)?,
+                gate: weights::matrix(&file, &w(BlockTensor::FfnGate), d, f)?,
+                gate_b: weights::vector(&file, &b(BlockTensor::FfnGate), f)?,
+                up: weights::matrix(&file, &w(BlockTensor::FfnUp), d, f)?,
+                up_b: weights::vector(&file, &b(BlockTensor::FfnUp), f)?,
+                down: weights::matrix(&file, &w(BlockTensor::FfnDown), f, d)?,
+                down_b: weights::vector(&file, &b(BlockTensor::FfnDown), d)?,
             };
             let temporal = if cfg.is_attention[i] {
                 Temporal::Attention(Attention {
-                    wq: weights::matrix(&file, &w("attn_q"), d, q_dim)?,
-                    wk: weights::matrix(&file, &w("attn_k"), d, hd)?,
-                    wv: weights::matrix(&file, &w("attn_v"), d, hd)?,
-                    wo: weights::matrix(&file, &w("attn_output"), q_dim, d)?,
-                    wo_b: weights::vector(&file, &b("attn_output"), d)?,
+                    wq: weights::matrix(&file, &w(BlockTensor::AttnQ), d, q_dim)?,
+                    wk: weights::matrix(&file, &w(BlockTensor::AttnK), d, hd)?,
+                    wv: weights::matrix(&file, &w(BlockTensor::AttnV), d, hd)?,
+                    wo: weights::matrix(&file, &w(BlockTensor::AttnOutput), q_dim, d)?,
+                    wo_b: weights::vector(&file, &b(BlockTensor::AttnOutput), d)?,
                 })
             } else {
                 let blocks = |name: &str| -> Result<Vec<MatRef>> {
@@ -298,43 +303,43 @@ impl RecurrentGemma {
                         })
                         .collect())
                 };
-                let lambda = weights::vector(&file, &format!("blk.{i}.rglru_a"), r)?;
+                let lambda = weights::vector(&file, &BlockTensor::RglruA.bare(i), r)?;
                 let per_channel =
-                    weights::tensor_f32(&file, &w("rglru_conv1d"), &[cfg.conv_width, r])?;
+                    weights::tensor_f32(&file, &w(BlockTensor::RglruConv1d), &[cfg.conv_width, r])?;
                 let cw = cfg.conv_width;
                 let conv_w = (0..cw * r)
                     .map(|i| per_channel[(i % r) * cw + i / r])
                     .collect();
                 Temporal::Recurrent(Recurrent {
-                    in_x: weights::matrix(&file, &w("rglru_in_x"), d, r)?,
-                    in_x_b: weights::vector(&file, &b("rglru_in_x"), r)?,
-                    in_y: weights::matrix(&file, &w("rglru_in_y"), d, r)?,
-                    in_y_b: weights::vector(&file, &b("rglru_in_y"), r)?,
+                    in_x: weights::matrix(&file, &w(BlockTensor::RglruInX), d, r)?,
+                    in_x_b: weights::vector(&file, &b(BlockTensor::RglruInX), r)?,
+                    in_y: weights::matrix(&file, &w(BlockTensor::RglruInY), d, r)?,
+                    in_y_b: weights::vector(&file, &b(BlockTensor::RglruInY), r)?,
                     conv_w,
-                    conv_b: weights::vector(&file, &b("rglru_conv1d"), r)?,
-                    gate_x: blocks(&w("rglru_gate_x"))?,
+                    conv_b: weights::vector(&file, &b(BlockTensor::RglruConv1d), r)?,
+                    gate_x: blocks(&w(BlockTensor::RglruGateX))?,
                     gate_x_b: weights::tensor_f32(
                         &file,
-                        &b("rglru_gate_x"),
+                        &b(BlockTensor::RglruGateX),
                         &[blk, cfg.gate_blocks],
                     )?,
-                    gate_a: blocks(&w("rglru_gate_a"))?,
+                    gate_a: blocks(&w(BlockTensor::RglruGateA))?,
                     gate_a_b: weights::tensor_f32(
                         &file,
-                        &b("rglru_gate_a"),
+                        &b(BlockTensor::RglruGateA),
                         &[blk, cfg.gate_blocks],
                     )?,
                     neg_c_softplus_a: lambda
                         .iter()
                         .map(|&l| -cfg.lru_c * ops::softplus(l))
                         .collect(),
-                    out: weights::matrix(&file, &w("rglru_out"), r, d)?,
-                    out_b: weights::vector(&file, &b("rglru_out"), d)?,
+                    out: weights::matrix(&file, &w(BlockTensor::RglruOut), r, d)?,
+                    out_b: weights::vector(&file, &b(BlockTensor::RglruOut), d)?,
                 })
             };
             layers.push(Layer {
-                attn_norm: weights::vector(&file, &w("attn_norm"), d)?,
-                ffn_norm: weights::vector(&file, &w("ffn_norm"), d)?,
+                attn_norm: weights::vector(&file, &w(BlockTensor::AttnNorm), d)?,
+                ffn_norm: weights::vector(&file, &w(BlockTensor::FfnNorm), d)?,
                 temporal,
                 mlp,
             });
@@ -742,7 +747,7 @@ fn causal_conv(
 
 impl LanguageModel for RecurrentGemma {
     fn arch(&self) -> &str {
-        ARCH
+        ARCH.name()
     }
 
     fn n_vocab(&self) -> usize {
@@ -870,7 +875,7 @@ impl RecurrentGemma {
             })
             .unwrap_or("none");
         state::fingerprint(&[
-            ARCH.as_bytes(),
+            ARCH.name().as_bytes(),
             format!("{:?}", self.cfg).as_bytes(),
             &self.file.file_size().to_le_bytes(),
             cache.as_bytes(),

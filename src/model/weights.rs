@@ -2,6 +2,7 @@
 //! it), small vectors (norms, biases) are dequantized into owned f32 once at load.
 
 use super::{ModelError, Result};
+use crate::gguf::names::Arch;
 use crate::gguf::GgufFile;
 use crate::kernels::{GgmlType, WeightMatrix};
 use std::ops::Range;
@@ -128,19 +129,17 @@ pub fn vector_opt(file: &GgufFile, name: &str, len: usize) -> Result<Option<Vec<
     vector(file, name, len).map(Some)
 }
 
-/// A required u32 hyperparameter `{arch}.{key}`.
-pub fn hparam_u32(file: &GgufFile, arch: &str, key: &str) -> Result<usize> {
-    Ok(file.get_u32(&format!("{arch}.{key}"))? as usize)
+/// A required u32 hyperparameter `{arch}.{key}` (`key` one of `gguf::names::key`).
+pub fn hparam_u32(file: &GgufFile, arch: Arch, key: &str) -> Result<usize> {
+    Ok(file.get_u32(&arch.key(key))? as usize)
 }
 
 /// An optional u32 hyperparameter `{arch}.{key}`.
-pub fn hparam_u32_opt(file: &GgufFile, arch: &str, key: &str) -> Result<Option<usize>> {
-    Ok(file
-        .get_u32_opt(&format!("{arch}.{key}"))?
-        .map(|v| v as usize))
+pub fn hparam_u32_opt(file: &GgufFile, arch: Arch, key: &str) -> Result<Option<usize>> {
+    Ok(file.get_u32_opt(&arch.key(key))?.map(|v| v as usize))
 }
 
 /// An optional f32 hyperparameter `{arch}.{key}`.
-pub fn hparam_f32_opt(file: &GgufFile, arch: &str, key: &str) -> Result<Option<f32>> {
-    Ok(file.get_f32_opt(&format!("{arch}.{key}"))?)
+pub fn hparam_f32_opt(file: &GgufFile, arch: Arch, key: &str) -> Result<Option<f32>> {
+    Ok(file.get_f32_opt(&arch.key(key))?)
 }

@@ -6,6 +6,7 @@
 //! at the next chunk or token and takes the next job.
 
 use crate::chat_template::ChatTemplate;
+use crate::gguf::names::Arch;
 use crate::gguf::GgufFile;
 use crate::model::gemma::Gemma;
 use crate::model::recurrent_gemma::RecurrentGemma;
@@ -226,20 +227,20 @@ fn schedule(rx: &Receiver<Msg>, slots: &[Sender<Job>], queued: &AtomicUsize) {
 }
 
 fn load_model(file: &GgufFile, run: &RunConfig) -> Result<(Box<dyn LanguageModel>, usize), String> {
-    let arch = file.architecture().map_err(|e| e.to_string())?;
-    match arch {
-        "gemma" | "gemma2" | "gemma3" => {
+    let name = file.architecture().map_err(|e| e.to_string())?;
+    match Arch::from_name(name) {
+        Some(Arch::Gemma | Arch::Gemma2 | Arch::Gemma3) => {
             let mut g = Gemma::load(file, run).map_err(|e| e.to_string())?;
             // Every prefix can then be reused, not only ones shorter than the window.
             g.keep_full_local_cache();
             Ok((Box::new(g), 0))
         }
-        "recurrentgemma" => Ok((
+        Some(Arch::RecurrentGemma) => Ok((
             Box::new(RecurrentGemma::load(file, run).map_err(|e| e.to_string())?),
             SNAPSHOTS_PER_SLOT,
         )),
-        other => Err(format!(
-            "{}: unsupported architecture {other:?}",
+        None => Err(format!(
+            "{}: unsupported architecture {name:?}",
             file.path().display()
         )),
     }

@@ -408,7 +408,7 @@ async fn chat_inner(
     let prompt = tokenize_rendered(tok, &text);
     let settings = api::settings(&o, true, prompt.len(), st.engine.n_ctx, st.max_tokens)?;
     // Message boundaries matter only to a model that keeps snapshots (cannot rewind).
-    let boundaries = if st.engine.arch == "recurrentgemma" {
+    let boundaries = if st.engine.arch == crate::gguf::names::Arch::RecurrentGemma.name() {
         st.engine
             .template
             .message_prefixes(&msgs)

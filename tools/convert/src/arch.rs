@@ -1,59 +1,21 @@
-//! The one place that says how a Hugging Face checkpoint becomes a GGUF: architecture
-//! names, the HF → GGUF tensor map (names, shapes, transforms) and the hyperparameter keys,
-//! for `gemma`, `gemma2`, `gemma3` (llama.cpp's conventions) and `recurrentgemma` (this
-//! project's convention, written down in `docs/gguf-recurrentgemma.md`).
+//! The one place that says how a Hugging Face checkpoint becomes a GGUF: the HF → GGUF tensor
+//! map (which HF tensor, shapes, transforms) and which hyperparameter keys are written, for
+//! `gemma`, `gemma2`, `gemma3` (llama.cpp's conventions) and `recurrentgemma` (this project's
+//! convention, written down in `docs/gguf-recurrentgemma.md`). The GGUF names themselves are
+//! the runtime's (`edgegemma::gguf::names`), so writer and reader cannot disagree.
 //!
 //! GGUF shapes are in ggml `ne` order (contiguous axis first): a PyTorch `[out, in]` matrix is
 //! written unchanged and appears as `{in, out}`.
 
+use edgegemma::gguf::names::{key, tensor, Arch, BlockTensor};
 use edgegemma::gguf::OwnedValue;
 
 use crate::config::HParams;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Arch {
-    Gemma,
-    Gemma2,
-    Gemma3,
-    RecurrentGemma,
-}
-
-impl Arch {
-    /// `architectures[0]` values this converter reads.
-    pub const SUPPORTED_HF: [&'static str; 5] = [
-        "GemmaForCausalLM",
-        "Gemma2ForCausalLM",
-        "Gemma3ForCausalLM",
-        "Gemma3ForConditionalGeneration",
-        "RecurrentGemmaForCausalLM",
-    ];
-
-    pub fn from_hf_architecture(name: &str) -> Option<Arch> {
-        Some(match name {
-            "GemmaForCausalLM" => Arch::Gemma,
-            "Gemma2ForCausalLM" => Arch::Gemma2,
-            // The multimodal checkpoints: only the text model is converted.
-            "Gemma3ForCausalLM" | "Gemma3ForConditionalGeneration" => Arch::Gemma3,
-            "RecurrentGemmaForCausalLM" => Arch::RecurrentGemma,
-            _ => return None,
-        })
-    }
-
-    /// `general.architecture`.
-    pub fn gguf_name(self) -> &'static str {
-        match self {
-            Arch::Gemma => "gemma",
-            Arch::Gemma2 => "gemma2",
-            Arch::Gemma3 => "gemma3",
-            Arch::RecurrentGemma => "recurrentgemma",
-        }
-    }
-
-    /// Gemma 3 drops embedding rows past the tokenizer (vision checkpoints pad them);
-    /// the others keep every row and pad the token list instead (llama.cpp's converters).
-    pub fn truncates_embedding(self) -> bool {
-        self == Arch::Gemma3
-    }
+/// Gemma 3 drops embedding rows past the tokenizer (vision checkpoints pad them);
+/// the others keep every row and pad the token list instead (llama.cpp's converters).
+pub fn truncates_embedding(arch: Arch) -> bool {
+    arch == Arch::Gemma3
 }
 
 /// How a GGUF tensor's values come from its HF source.
@@ -113,7 +75,7 @@ pub fn tensor_map(hp: &HParams, n_vocab: usize, untied_output: bool) -> Vec<Tens
     };
     use Transform::{Copy, NormPlusOne, TransposeBlocks};
     add(
-        "token_embd.weight".into(),
+        tensor::TOKEN_EMBD.into(),
         "model.embed_tokens.weight".into(),
         vec![v, d],
         Copy,
@@ -123,14 +85,14 @@ pub fn tensor_map(hp: &HParams, n_vocab: usize, untied_output: bool) -> Vec<Tens
         _ => "model.norm.weight",
     };
     add(
-        "output_norm.weight".into(),
+        tensor::OUTPUT_NORM.into(),
         final_norm.into(),
         vec![d],
         NormPlusOne,
     );
     if untied_output {
         add(
-            "output.weight".into(),
+            tensor::OUTPUT.into(),
             "lm_head.weight".into(),
             vec![v, d],
             Copy,
@@ -139,49 +101,50 @@ pub fn tensor_map(hp: &HParams, n_vocab: usize, untied_output: bool) -> Vec<Tens
 
     let (h, kv, hd, f) = (hp.n_head, hp.n_head_kv, hp.head_dim, hp.n_ff);
     for i in 0..hp.n_layer {
-        let g = |s: &str| format!("blk.{i}.{s}");
+        let g = |t: BlockTensor| t.weight(i);
+        let gb = |t: BlockTensor| t.bias(i);
         let l = |s: &str| format!("model.layers.{i}.{s}");
         match hp.arch {
             Arch::Gemma | Arch::Gemma2 | Arch::Gemma3 => {
                 add(
-                    g("attn_norm.weight"),
+                    g(BlockTensor::AttnNorm),
                     l("input_layernorm.weight"),
                     vec![d],
                     NormPlusOne,
                 );
                 add(
-                    g("attn_q.weight"),
+                    g(BlockTensor::AttnQ),
                     l("self_attn.q_proj.weight"),
                     vec![h * hd, d],
                     Copy,
                 );
                 add(
-                    g("attn_k.weight"),
+                    g(BlockTensor::AttnK),
                     l("self_attn.k_proj.weight"),
                     vec![kv * hd, d],
                     Copy,
                 );
                 add(
-                    g("attn_v.weight"),
+                    g(BlockTensor::AttnV),
                     l("self_attn.v_proj.weight"),
                     vec![kv * hd, d],
                     Copy,
                 );
                 add(
-                    g("attn_output.weight"),
+                    g(BlockTensor::AttnOutput),
                     l("self_attn.o_proj.weight"),
                     vec![d, h * hd],
                     Copy,
                 );
                 if hp.arch == Arch::Gemma3 {
                     add(
-                        g("attn_q_norm.weight"),
+                        g(BlockTensor::AttnQNorm),
                         l("self_attn.q_norm.weight"),
                         vec![hd],
                         NormPlusOne,
                     );
                     add(
-                        g("attn_k_norm.weight"),
+                        g(BlockTensor::AttnKNorm),
                         l("self_attn.k_norm.weight"),
                         vec![hd],
                         NormPlusOne,
@@ -190,45 +153,45 @@ pub fn tensor_map(hp: &HParams, n_vocab: usize, untied_output: bool) -> Vec<Tens
                 if hp.arch == Arch::Gemma {
                     // Gemma 1's "post_attention_layernorm" is the pre-MLP norm.
                     add(
-                        g("ffn_norm.weight"),
+                        g(BlockTensor::FfnNorm),
                         l("post_attention_layernorm.weight"),
                         vec![d],
                         NormPlusOne,
                     );
                 } else {
                     add(
-                        g("post_attention_norm.weight"),
+                        g(BlockTensor::PostAttentionNorm),
                         l("post_attention_layernorm.weight"),
                         vec![d],
                         NormPlusOne,
                     );
                     add(
-                        g("ffn_norm.weight"),
+                        g(BlockTensor::FfnNorm),
                         l("pre_feedforward_layernorm.weight"),
                         vec![d],
                         NormPlusOne,
                     );
                     add(
-                        g("post_ffw_norm.weight"),
+                        g(BlockTensor::PostFfwNorm),
                         l("post_feedforward_layernorm.weight"),
                         vec![d],
                         NormPlusOne,
                     );
                 }
                 add(
-                    g("ffn_gate.weight"),
+                    g(BlockTensor::FfnGate),
                     l("mlp.gate_proj.weight"),
                     vec![f, d],
                     Copy,
                 );
                 add(
-                    g("ffn_up.weight"),
+                    g(BlockTensor::FfnUp),
                     l("mlp.up_proj.weight"),
                     vec![f, d],
                     Copy,
                 );
                 add(
-                    g("ffn_down.weight"),
+                    g(BlockTensor::FfnDown),
                     l("mlp.down_proj.weight"),
                     vec![d, f],
                     Copy,
@@ -238,126 +201,131 @@ pub fn tensor_map(hp: &HParams, n_vocab: usize, untied_output: bool) -> Vec<Tens
                 let r = hp.lru_width;
                 let blk = r / h;
                 add(
-                    g("attn_norm.weight"),
+                    g(BlockTensor::AttnNorm),
                     l("temporal_pre_norm.weight"),
                     vec![d],
                     NormPlusOne,
                 );
                 add(
-                    g("ffn_norm.weight"),
+                    g(BlockTensor::FfnNorm),
                     l("channel_pre_norm.weight"),
                     vec![d],
                     NormPlusOne,
                 );
                 for (gg, hf, shape) in [
-                    ("ffn_gate", "mlp_block.gate_proj", [f, d]),
-                    ("ffn_up", "mlp_block.up_proj", [f, d]),
-                    ("ffn_down", "mlp_block.down_proj", [d, f]),
+                    (BlockTensor::FfnGate, "mlp_block.gate_proj", [f, d]),
+                    (BlockTensor::FfnUp, "mlp_block.up_proj", [f, d]),
+                    (BlockTensor::FfnDown, "mlp_block.down_proj", [d, f]),
                 ] {
-                    add(
-                        g(&format!("{gg}.weight")),
-                        l(&format!("{hf}.weight")),
-                        shape.to_vec(),
-                        Copy,
-                    );
-                    add(
-                        g(&format!("{gg}.bias")),
-                        l(&format!("{hf}.bias")),
-                        vec![shape[0]],
-                        Copy,
-                    );
+                    add(g(gg), l(&format!("{hf}.weight")), shape.to_vec(), Copy);
+                    add(gb(gg), l(&format!("{hf}.bias")), vec![shape[0]], Copy);
                 }
                 if hp.attention_layers[i] {
                     let t = |s: &str| l(&format!("temporal_block.{s}"));
                     add(
-                        g("attn_q.weight"),
+                        g(BlockTensor::AttnQ),
                         t("q_proj.weight"),
                         vec![h * hd, d],
                         Copy,
                     );
                     add(
-                        g("attn_k.weight"),
+                        g(BlockTensor::AttnK),
                         t("k_proj.weight"),
                         vec![kv * hd, d],
                         Copy,
                     );
                     add(
-                        g("attn_v.weight"),
+                        g(BlockTensor::AttnV),
                         t("v_proj.weight"),
                         vec![kv * hd, d],
                         Copy,
                     );
                     add(
-                        g("attn_output.weight"),
+                        g(BlockTensor::AttnOutput),
                         t("o_proj.weight"),
                         vec![d, h * hd],
                         Copy,
                     );
-                    add(g("attn_output.bias"), t("o_proj.bias"), vec![d], Copy);
+                    add(gb(BlockTensor::AttnOutput), t("o_proj.bias"), vec![d], Copy);
                 } else {
                     let t = |s: &str| l(&format!("temporal_block.{s}"));
                     add(
-                        g("rglru_in_x.weight"),
+                        g(BlockTensor::RglruInX),
                         t("linear_x.weight"),
                         vec![r, d],
                         Copy,
                     );
-                    add(g("rglru_in_x.bias"), t("linear_x.bias"), vec![r], Copy);
+                    add(gb(BlockTensor::RglruInX), t("linear_x.bias"), vec![r], Copy);
                     add(
-                        g("rglru_in_y.weight"),
+                        g(BlockTensor::RglruInY),
                         t("linear_y.weight"),
                         vec![r, d],
                         Copy,
                     );
-                    add(g("rglru_in_y.bias"), t("linear_y.bias"), vec![r], Copy);
+                    add(gb(BlockTensor::RglruInY), t("linear_y.bias"), vec![r], Copy);
                     // [R, 1, W] is [R, W] row-major: channel c's taps, index W-1 = now.
                     add(
-                        g("rglru_conv1d.weight"),
+                        g(BlockTensor::RglruConv1d),
                         t("conv_1d.weight"),
                         vec![r, 1, hp.conv_width],
                         Copy,
                     );
-                    add(g("rglru_conv1d.bias"), t("conv_1d.bias"), vec![r], Copy);
                     add(
-                        g("rglru_gate_x.weight"),
+                        gb(BlockTensor::RglruConv1d),
+                        t("conv_1d.bias"),
+                        vec![r],
+                        Copy,
+                    );
+                    add(
+                        g(BlockTensor::RglruGateX),
                         t("rg_lru.input_gate_weight"),
                         vec![h, blk, blk],
                         TransposeBlocks,
                     );
                     add(
-                        g("rglru_gate_x.bias"),
+                        gb(BlockTensor::RglruGateX),
                         t("rg_lru.input_gate_bias"),
                         vec![h, blk],
                         Copy,
                     );
                     add(
-                        g("rglru_gate_a.weight"),
+                        g(BlockTensor::RglruGateA),
                         t("rg_lru.recurrent_gate_weight"),
                         vec![h, blk, blk],
                         TransposeBlocks,
                     );
                     add(
-                        g("rglru_gate_a.bias"),
+                        gb(BlockTensor::RglruGateA),
                         t("rg_lru.recurrent_gate_bias"),
                         vec![h, blk],
                         Copy,
                     );
                     // Stored raw: the runtime computes a = exp(-c·softplus(Λ)·r_t) from it.
-                    add(g("rglru_a"), t("rg_lru.recurrent_param"), vec![r], Copy);
                     add(
-                        g("rglru_out.weight"),
+                        BlockTensor::RglruA.bare(i),
+                        t("rg_lru.recurrent_param"),
+                        vec![r],
+                        Copy,
+                    );
+                    add(
+                        g(BlockTensor::RglruOut),
                         t("linear_out.weight"),
                         vec![d, r],
                         Copy,
                     );
-                    add(g("rglru_out.bias"), t("linear_out.bias"), vec![d], Copy);
+                    add(
+                        gb(BlockTensor::RglruOut),
+                        t("linear_out.bias"),
+                        vec![d],
+                        Copy,
+                    );
                 }
             }
         }
     }
     // Embedding (and untied output) rows past the vocabulary are dropped.
     for t in &mut out {
-        if t.gguf == "token_embd.weight" || t.gguf == "output.weight" {
+        if t.gguf == tensor::TOKEN_EMBD || t.gguf == tensor::OUTPUT {
             t.ne[1] = n_vocab as u64;
         }
     }
@@ -380,15 +348,15 @@ fn ggml_dims(hf_shape: &[usize], transform: Transform) -> Vec<u64> {
 
 /// The architecture's hyperparameter keys.
 pub fn metadata(hp: &HParams) -> Vec<(String, OwnedValue)> {
-    let a = hp.arch.gguf_name();
+    let a = hp.arch;
     let mut kv: Vec<(String, OwnedValue)> = Vec::new();
-    let mut put = |key: &str, v: OwnedValue| kv.push((format!("{a}.{key}"), v));
+    let mut put = |suffix: &str, v: OwnedValue| kv.push((a.key(suffix), v));
     let u = |x: usize| OwnedValue::U32(x as u32);
-    put("context_length", u(hp.context_length));
-    put("embedding_length", u(hp.n_embd));
-    put("block_count", u(hp.n_layer));
-    put("feed_forward_length", u(hp.n_ff));
-    put("attention.head_count", u(hp.n_head));
+    put(key::CONTEXT_LENGTH, u(hp.context_length));
+    put(key::EMBEDDING_LENGTH, u(hp.n_embd));
+    put(key::BLOCK_COUNT, u(hp.n_layer));
+    put(key::FEED_FORWARD_LENGTH, u(hp.n_ff));
+    put(key::HEAD_COUNT, u(hp.n_head));
     match hp.arch {
         Arch::RecurrentGemma => {
             // Per layer: KV heads of the attention layers, 0 marks a recurrent layer.
@@ -397,67 +365,64 @@ pub fn metadata(hp: &HParams) -> Vec<(String, OwnedValue)> {
                 .iter()
                 .map(|&att| if att { hp.n_head_kv as u32 } else { 0 })
                 .collect();
-            put("attention.head_count_kv", per_layer.into());
+            put(key::HEAD_COUNT_KV, per_layer.into());
         }
-        _ => put("attention.head_count_kv", u(hp.n_head_kv)),
+        _ => put(key::HEAD_COUNT_KV, u(hp.n_head_kv)),
     }
-    put("attention.key_length", u(hp.head_dim));
-    put("attention.value_length", u(hp.head_dim));
-    put(
-        "attention.layer_norm_rms_epsilon",
-        OwnedValue::F32(hp.rms_eps),
-    );
+    put(key::KEY_LENGTH, u(hp.head_dim));
+    put(key::VALUE_LENGTH, u(hp.head_dim));
+    put(key::RMS_EPSILON, OwnedValue::F32(hp.rms_eps));
     if hp.arch == Arch::RecurrentGemma {
         // Window semantics: a query at p sees keys p-W ..= p (Google's reference).
         put(
-            "attention.sliding_window",
+            key::SLIDING_WINDOW,
             u(hp.sliding_window.expect("set for RecurrentGemma")),
         );
-        put("rope.dimension_count", u(hp.rope_dims));
-        put("rope.freq_base", OwnedValue::F32(hp.rope_theta));
+        put(key::ROPE_DIMENSION_COUNT, u(hp.rope_dims));
+        put(key::ROPE_FREQ_BASE, OwnedValue::F32(hp.rope_theta));
         if let Some(cap) = hp.final_softcap {
-            put("final_logit_softcapping", OwnedValue::F32(cap));
+            put(key::FINAL_SOFTCAP, OwnedValue::F32(cap));
         }
         // transformers and Google's reference round √D to bf16 even in f32.
         let scale = half::bf16::from_f32((hp.n_embd as f64).sqrt() as f32).to_f32();
-        put("embedding_scale", OwnedValue::F32(scale));
-        put("ssm.conv_kernel", u(hp.conv_width));
-        put("ssm.inner_size", u(hp.lru_width));
-        put("rglru.head_count", u(hp.n_head));
-        put("rglru.c", OwnedValue::F32(8.0));
+        put(key::EMBEDDING_SCALE, OwnedValue::F32(scale));
+        put(key::SSM_CONV_KERNEL, u(hp.conv_width));
+        put(key::SSM_INNER_SIZE, u(hp.lru_width));
+        put(key::RGLRU_HEAD_COUNT, u(hp.n_head));
+        put(key::RGLRU_C, OwnedValue::F32(8.0));
         return kv;
     }
-    put("rope.freq_base", OwnedValue::F32(hp.rope_theta));
+    put(key::ROPE_FREQ_BASE, OwnedValue::F32(hp.rope_theta));
     if let Some(local) = hp.rope_theta_local {
-        put("rope.freq_base_swa", OwnedValue::F32(local));
+        put(key::ROPE_FREQ_BASE_SWA, OwnedValue::F32(local));
     }
     if let Some(factor) = hp.rope_linear_factor {
-        put("rope.scaling.type", OwnedValue::from("linear"));
-        put("rope.scaling.factor", OwnedValue::F32(factor));
+        put(key::ROPE_SCALING_TYPE, OwnedValue::from("linear"));
+        put(key::ROPE_SCALING_FACTOR, OwnedValue::F32(factor));
     }
     if hp.arch != Arch::Gemma {
         let any_local = hp.local_layers.contains(&true);
         if let Some(w) = hp.sliding_window.filter(|_| any_local) {
-            put("attention.sliding_window", u(w));
+            put(key::SLIDING_WINDOW, u(w));
         }
         // llama.cpp hard-codes the pattern (gemma2: 2, gemma3: 6) but reads this key.
         // Gemma 2 always has a window in llama.cpp, so an all-global Gemma 2 says so.
         if any_local || hp.arch == Arch::Gemma2 {
             put(
-                "attention.sliding_window_pattern",
+                key::SLIDING_WINDOW_PATTERN,
                 sliding_window_pattern(&hp.local_layers),
             );
         }
         let scalar = hp.query_pre_attn_scalar.expect("set for Gemma 2/3");
         put(
-            "attention.scale",
+            key::ATTENTION_SCALE,
             OwnedValue::F32((1.0 / (scalar as f64).sqrt()) as f32),
         );
         if let Some(cap) = hp.attn_softcap {
-            put("attn_logit_softcapping", OwnedValue::F32(cap));
+            put(key::ATTN_SOFTCAP, OwnedValue::F32(cap));
         }
         if let Some(cap) = hp.final_softcap {
-            put("final_logit_softcapping", OwnedValue::F32(cap));
+            put(key::FINAL_SOFTCAP, OwnedValue::F32(cap));
         }
     }
     kv

@@ -8,8 +8,30 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::arch::Arch;
+use edgegemma::gguf::names::Arch;
+
 use crate::error::{Error, Result};
+
+/// `architectures[0]` values this converter reads.
+pub const SUPPORTED_HF: [&str; 5] = [
+    "GemmaForCausalLM",
+    "Gemma2ForCausalLM",
+    "Gemma3ForCausalLM",
+    "Gemma3ForConditionalGeneration",
+    "RecurrentGemmaForCausalLM",
+];
+
+/// The GGUF architecture a Hugging Face `architectures[0]` converts to.
+pub fn arch_from_hf(name: &str) -> Option<Arch> {
+    Some(match name {
+        "GemmaForCausalLM" => Arch::Gemma,
+        "Gemma2ForCausalLM" => Arch::Gemma2,
+        // The multimodal checkpoints: only the text model is converted.
+        "Gemma3ForCausalLM" | "Gemma3ForConditionalGeneration" => Arch::Gemma3,
+        "RecurrentGemmaForCausalLM" => Arch::RecurrentGemma,
+        _ => return None,
+    })
+}
 
 /// Hyperparameters of one checkpoint, already resolved to what the model computes.
 #[derive(Clone, Debug, PartialEq)]
@@ -88,12 +110,12 @@ impl ConfigFile {
 
     pub fn hparams(&self) -> Result<HParams> {
         let hf_architecture = self.architecture()?;
-        let arch = Arch::from_hf_architecture(&hf_architecture).ok_or_else(|| {
+        let arch = arch_from_hf(&hf_architecture).ok_or_else(|| {
             Error::at(
                 &self.path,
                 format!(
                     "unsupported architecture {hf_architecture:?}; supported: {}",
-                    Arch::SUPPORTED_HF.join(", ")
+                    SUPPORTED_HF.join(", ")
                 ),
             )
         })?;

@@ -3,9 +3,10 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use edgegemma::gguf::names::{self, Arch};
 use edgegemma::gguf::OwnedValue;
 
-use crate::arch::{self, Arch, TensorMap};
+use crate::arch::{self, TensorMap};
 use crate::config::{ConfigFile, HParams};
 use crate::error::{Error, Result};
 use crate::pipeline::{Job, Plan};
@@ -76,7 +77,7 @@ impl HfModel {
             dir,
             &config,
             hparams.vocab_size,
-            hparams.arch.truncates_embedding(),
+            arch::truncates_embedding(hparams.arch),
         )?;
         Ok(HfModel {
             dir: dir.to_path_buf(),
@@ -117,7 +118,7 @@ impl HfModel {
                 &self.dir,
                 format!(
                     "an untied {lm_head} is not supported for {} (llama.cpp ties its output to the embedding)",
-                    hp.arch.gguf_name()
+                    hp.arch.name()
                 ),
             ));
         }
@@ -224,8 +225,8 @@ impl HfModel {
             .unwrap_or_else(|| "model".to_string());
         let mut metadata: Vec<(String, OwnedValue)> = vec![
             (
-                "general.architecture".into(),
-                OwnedValue::from(hp.arch.gguf_name()),
+                names::KEY_ARCHITECTURE.into(),
+                OwnedValue::from(hp.arch.name()),
             ),
             ("general.type".into(), OwnedValue::from("model")),
             ("general.name".into(), OwnedValue::String(model_name)),
@@ -257,11 +258,7 @@ impl HfModel {
 /// Sort key: tensors outside blocks first, then by block number, then by name (the order of
 /// llama.cpp's quantizer, whose "more bits" layer counting follows it).
 pub fn tensor_order(name: &str) -> (i64, &str) {
-    let layer = name
-        .strip_prefix("blk.")
-        .and_then(|r| r.split('.').next())
-        .and_then(|n| n.parse::<i64>().ok())
-        .unwrap_or(-1);
+    let layer = names::block_of(name).map_or(-1, |i| i as i64);
     (layer, name)
 }
 

@@ -17,6 +17,7 @@
 
 use std::fmt;
 
+use edgegemma::gguf::names::{tensor, BlockTensor};
 use edgegemma::gguf::GgmlType;
 
 /// The `-t` choices.
@@ -108,7 +109,7 @@ pub fn quantizable(name: &str, dims: &[u64]) -> bool {
     n_dims >= 2
         && name.ends_with("weight")
         && !name.contains("_norm.weight")
-        && !name.contains("rglru_conv1d")
+        && !name.contains(BlockTensor::RglruConv1d.stem())
         && !name.contains("ssm_conv1d")
 }
 
@@ -130,7 +131,7 @@ pub fn choose_types(
     pure: bool,
     n_layer: usize,
 ) -> Vec<Choice> {
-    let tied = !tensors.iter().any(|(n, _)| *n == "output.weight");
+    let tied = !tensors.iter().any(|(n, _)| *n == tensor::OUTPUT);
     let n_attn_v = tensors.iter().filter(|(n, _)| is_attn_v(n)).count();
     let mut i_attn_v = 0;
     let mut i_ffn_down = 0;
@@ -158,14 +159,14 @@ pub fn choose_types(
                 i_attn_v += 1;
                 m
             });
-            let more_bits_down = name.contains("ffn_down").then(|| {
+            let more_bits_down = name.contains(BlockTensor::FfnDown.stem()).then(|| {
                 let m = use_more_bits(i_ffn_down, n_layer);
                 i_ffn_down += 1;
                 m
             });
             if !pure {
                 let nx = dims[0];
-                if name == "output.weight" || (tied && name == "token_embd.weight") {
+                if name == tensor::OUTPUT || (tied && name == tensor::TOKEN_EMBD) {
                     if nx % default.block_size() as u64 != 0 {
                         ty = GgmlType::Q8_0;
                     } else if ty != GgmlType::Q8_0 {
@@ -175,7 +176,10 @@ pub fn choose_types(
                     && (more_bits_v == Some(true) || more_bits_down == Some(true))
                 {
                     ty = GgmlType::Q6_K;
-                } else if name.contains("rglru_gate_") && ftype != FileType::Q8_0 {
+                } else if (name.contains(BlockTensor::RglruGateX.stem())
+                    || name.contains(BlockTensor::RglruGateA.stem()))
+                    && ftype != FileType::Q8_0
+                {
                     ty = GgmlType::Q8_0;
                 }
             }
@@ -185,9 +189,10 @@ pub fn choose_types(
 }
 
 fn is_attn_v(name: &str) -> bool {
-    name.contains("attn_v.weight")
-        || name.contains("attn_qkv.weight")
-        || name.contains("attn_kv_b.weight")
+    // llama.cpp's rule also names its fused-QKV and MLA tensors, which no Gemma file has.
+    [BlockTensor::AttnV.stem(), "attn_qkv", "attn_kv_b"]
+        .iter()
+        .any(|stem| name.contains(&format!("{stem}.weight")))
 }
 
 /// llama.cpp's `use_more_bits`.

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use edgegemma::gguf::{GgmlType, GgufFile, OwnedValue};
+use edgegemma::gguf::{names, GgmlType, GgufFile, OwnedValue};
 
 use crate::error::{Error, Result};
 use crate::hf::{file_type_keys, tensor_order};
@@ -29,7 +29,7 @@ pub fn plan<'a>(
     warn: &mut dyn FnMut(String),
 ) -> Result<Plan<'a>> {
     let arch = file.architecture()?.to_string();
-    let n_layer = file.get_u32(&format!("{arch}.block_count"))? as usize;
+    let n_layer = file.get_u32(&names::key(&arch, names::key::BLOCK_COUNT))? as usize;
     let mut views: Vec<_> = file.tensors().collect();
     views.sort_by(|a, b| tensor_order(a.name()).cmp(&tensor_order(b.name())));
     let shapes: Vec<(&str, &[u64])> = views.iter().map(|v| (v.name(), v.dims())).collect();
