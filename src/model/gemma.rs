@@ -17,10 +17,12 @@
 //! ```
 //! Norm weights are used as stored: GGUF files hold `1 + w` (PITFALLS §1).
 
-use super::rows::{embed, norm_rows, residual, softcap_all};
+use super::driver::{Decoder, OutputHead, Stack};
+use super::rows::{embed, norm_rows, residual};
 use super::shared::{attend, ActsCache, AttnParams, MAX_GROUP_FLOATS, MAX_HEAD_DIM};
+use super::state::Fingerprint;
 use super::weights::{self, hparam_f32_opt, hparam_u32, hparam_u32_opt, MatRef};
-use super::{state, LanguageModel, ModelError, Result, RunConfig};
+use super::{ModelError, Result, RunConfig};
 use crate::gguf::names::{key, tensor, Arch, BlockTensor};
 use crate::gguf::{GgufFile, Value};
 use crate::kv::{CacheType, KvRing};
@@ -226,9 +228,6 @@ impl GemmaConfig {
     }
 }
 
-/// Output rows computed together when every position's logits are wanted.
-const LOGIT_ROWS: usize = 16;
-
 struct Layer {
     attn_norm: Vec<f32>,
     wq: MatRef,
@@ -257,27 +256,22 @@ struct Scratch {
     o: Vec<f32>,
     gate: Vec<f32>,
     up: Vec<f32>,
-    logits: Vec<f32>,
-    /// `LOGIT_ROWS × n_vocab`, allocated on the first `eval_all`.
-    logits_all: Vec<f32>,
     acts: ActsCache,
 }
 
-pub struct Gemma {
-    file: GgufFile,
-    pub cfg: GemmaConfig,
+/// The Gemma blocks, their KV caches and scratch: the [`Stack`] the driver runs.
+pub struct GemmaStack {
+    cfg: GemmaConfig,
     token_embd: MatRef,
-    output: MatRef,
-    output_norm: Vec<f32>,
     layers: Vec<Layer>,
     rope_local: Rope,
     rope_global: Rope,
     caches: Vec<KvRing>,
-    n_ctx: usize,
-    n_batch: usize,
-    pos: usize,
     s: Scratch,
 }
+
+/// A Gemma model: the shared decoder driver over the Gemma blocks.
+pub type Gemma = Decoder<GemmaStack>;
 
 impl Gemma {
     pub fn load(file: &GgufFile, run: &RunConfig) -> Result<Gemma> {
@@ -361,62 +355,37 @@ impl Gemma {
             o: vec![0.0; nb * d],
             gate: vec![0.0; nb * cfg.n_ff],
             up: vec![0.0; nb * cfg.n_ff],
-            logits: vec![0.0; cfg.n_vocab],
-            logits_all: Vec::new(),
             acts: ActsCache::default(),
         };
-        Ok(Gemma {
-            file,
+        let head = OutputHead::new(output_norm, output, cfg.eps, cfg.final_softcap);
+        let stack = GemmaStack {
             cfg,
             token_embd,
-            output,
-            output_norm,
             layers,
             rope_local,
             rope_global,
             caches,
-            n_ctx,
-            n_batch,
-            pos: 0,
             s,
-        })
+        };
+        Ok(Decoder::new(file, stack, head, n_ctx, n_batch))
     }
 
-    fn fingerprint(&self) -> u64 {
-        state::fingerprint(&[
-            format!("{:?}", self.cfg).as_bytes(),
-            &self.file.file_size().to_le_bytes(),
-            &(self.n_ctx as u64).to_le_bytes(),
-            self.caches[0].cache_type().name().as_bytes(),
-        ])
+    pub fn cfg(&self) -> &GemmaConfig {
+        &self.stack.cfg
     }
+}
 
-    fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
-        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= self.cfg.n_vocab) {
-            return Err(ModelError(format!(
-                "token id {t} is outside the vocabulary ({} entries)",
-                self.cfg.n_vocab
-            )));
-        }
-        if self.pos + tokens.len() > self.n_ctx {
-            return Err(ModelError(format!(
-                "context full: {} positions used + {} new tokens > context length {} (raise -c/--ctx)",
-                self.pos,
-                tokens.len(),
-                self.n_ctx
-            )));
-        }
-        Ok(())
+impl Stack for GemmaStack {
+    fn arch(&self) -> &'static str {
+        self.cfg.arch.name()
     }
 
     /// Runs the decoder stack on `tokens` (at most `n_batch`), leaving the final hidden states
-    /// in `s.x` and advancing the position. Every per-token step runs over the rayon pool in
-    /// rows of tokens (each row computed alone, so the split never changes a bit).
-    fn forward_batch(&mut self, tokens: &[u32]) -> Result<()> {
+    /// in `s.x`. Every per-token step runs over the rayon pool in rows of tokens (each row
+    /// computed alone, so the split never changes a bit).
+    fn forward_batch(&mut self, map: &[u8], pos0: usize, tokens: &[u32]) -> Result<()> {
         let n = tokens.len();
-        let pos0 = self.pos;
-        let Gemma {
-            file,
+        let GemmaStack {
             cfg,
             token_embd,
             layers,
@@ -424,9 +393,7 @@ impl Gemma {
             rope_global,
             caches,
             s,
-            ..
         } = self;
-        let map = file.mapped_bytes();
         let ops = ops::vec_ops();
         let (d, hd, f, eps) = (cfg.n_embd, cfg.head_dim, cfg.n_ff, cfg.eps);
         let (q_dim, kv_dim) = (cfg.n_head * hd, cfg.n_head_kv * hd);
@@ -437,10 +404,10 @@ impl Gemma {
         for (layer, cache) in layers.iter().zip(caches.iter_mut()) {
             // Attention sub-block: u = rms_norm(h); q, k, v.
             norm_rows(&s.x[..n * d], &layer.attn_norm, eps, &mut s.u[..n * d], d);
-            s.acts.invalidate();
-            s.acts.matmul(map, &layer.wq, &s.u, n, &mut s.q)?;
-            s.acts.matmul(map, &layer.wk, &s.u, n, &mut s.k)?;
-            s.acts.matmul(map, &layer.wv, &s.u, n, &mut s.v)?;
+            let mut u = s.acts.input(&s.u, n);
+            u.matmul(map, &layer.wq, &mut s.q)?;
+            u.matmul(map, &layer.wk, &mut s.k)?;
+            u.matmul(map, &layer.wv, &mut s.v)?;
             // [Gemma 3] QK-norm per head, RoPE, then keys and values rounded as the cache will
             // hold them, so the batch attends to its own keys exactly as later steps will.
             let rope: &Rope = if layer.local { rope_local } else { rope_global };
@@ -492,8 +459,7 @@ impl Gemma {
                 );
             }
             // h = h + [post_attention_norm](Wo·a)
-            s.acts.invalidate();
-            s.acts.matmul(map, &layer.wo, &s.attn, n, &mut s.o)?;
+            s.acts.input(&s.attn, n).matmul(map, &layer.wo, &mut s.o)?;
             residual(
                 &mut s.o[..n * d],
                 layer.post_attn_norm.as_deref(),
@@ -503,14 +469,15 @@ impl Gemma {
             );
             // MLP sub-block: h = h + [post_ffw_norm](Wdown·(gelu(Wgate·u') ⊙ Wup·u')).
             norm_rows(&s.x[..n * d], &layer.ffn_norm, eps, &mut s.u[..n * d], d);
-            s.acts.invalidate();
-            s.acts.matmul(map, &layer.gate, &s.u, n, &mut s.gate)?;
-            s.acts.matmul(map, &layer.up, &s.u, n, &mut s.up)?;
+            let mut u = s.acts.input(&s.u, n);
+            u.matmul(map, &layer.gate, &mut s.gate)?;
+            u.matmul(map, &layer.up, &mut s.up)?;
             ops::par_rows2(&mut s.gate[..n * f], f, &mut s.up[..n * f], f, |_, g, u| {
                 ops.geglu(g, u)
             });
-            s.acts.invalidate();
-            s.acts.matmul(map, &layer.down, &s.gate, n, &mut s.o)?;
+            s.acts
+                .input(&s.gate, n)
+                .matmul(map, &layer.down, &mut s.o)?;
             residual(
                 &mut s.o[..n * d],
                 layer.post_ffw_norm.as_deref(),
@@ -519,164 +486,88 @@ impl Gemma {
                 d,
             );
         }
-        self.pos += n;
         Ok(())
     }
 
-    /// Logits of the hidden rows `rows` of `s.x` into `out` (`rows.len() × n_vocab`).
-    fn logits_rows(&mut self, rows: std::ops::Range<usize>, all: bool) -> Result<()> {
-        let d = self.cfg.n_embd;
-        let map = self.file.mapped_bytes();
-        let s = &mut self.s;
-        let m = rows.len();
-        norm_rows(
-            &s.x[rows.start * d..rows.end * d],
-            &self.output_norm,
-            self.cfg.eps,
-            &mut s.u[..m * d],
-            d,
-        );
-        s.acts.invalidate();
-        let out = if all {
-            &mut s.logits_all
-        } else {
-            &mut s.logits
-        };
-        s.acts.matmul(map, &self.output, &s.u, m, out)?;
-        if let Some(c) = self.cfg.final_softcap {
-            softcap_all(&mut out[..m * self.cfg.n_vocab], c);
-        }
-        Ok(())
-    }
-}
-
-impl LanguageModel for Gemma {
-    fn arch(&self) -> &str {
-        self.cfg.arch.name()
+    fn hidden(&self) -> &[f32] {
+        &self.s.x
     }
 
-    fn n_vocab(&self) -> usize {
-        self.cfg.n_vocab
-    }
-
-    fn n_ctx(&self) -> usize {
-        self.n_ctx
-    }
-
-    fn pos(&self) -> usize {
-        self.pos
-    }
-
-    fn reset(&mut self) {
-        self.pos = 0;
-    }
-
-    fn eval(&mut self, tokens: &[u32]) -> Result<&[f32]> {
-        if tokens.is_empty() {
-            return Err(ModelError("no tokens to evaluate".into()));
-        }
-        self.check_tokens(tokens)?;
-        for chunk in tokens.chunks(self.n_batch) {
-            self.forward_batch(chunk)?;
-        }
-        let last = (tokens.len() - 1) % self.n_batch;
-        self.logits_rows(last..last + 1, false)?;
-        Ok(&self.s.logits)
-    }
-
-    fn eval_all(&mut self, tokens: &[u32], sink: &mut dyn FnMut(&[f32])) -> Result<()> {
-        self.check_tokens(tokens)?;
-        let nv = self.cfg.n_vocab;
-        if self.s.logits_all.len() < LOGIT_ROWS * nv {
-            self.s.logits_all = vec![0.0; LOGIT_ROWS * nv];
-        }
-        for chunk in tokens.chunks(self.n_batch) {
-            self.forward_batch(chunk)?;
-            let mut r = 0;
-            while r < chunk.len() {
-                let m = LOGIT_ROWS.min(chunk.len() - r);
-                self.logits_rows(r..r + m, true)?;
-                for j in 0..m {
-                    sink(&self.s.logits_all[j * nv..(j + 1) * nv]);
-                }
-                r += m;
-            }
-        }
-        Ok(())
-    }
-
-    fn state_bytes(&self) -> usize {
-        self.caches.iter().map(|c| c.bytes()).sum()
-    }
-
-    fn save_state(&self, w: &mut dyn std::io::Write) -> Result<()> {
-        let bufs: Vec<&[u8]> = self
-            .caches
+    fn state_buffers(&self) -> Vec<&[u8]> {
+        self.caches
             .iter()
             .flat_map(|c| {
                 let (k, v) = c.raw();
                 [k, v]
             })
-            .collect();
-        state::write(w, self.fingerprint(), self.pos, &bufs)
+            .collect()
     }
 
-    fn load_state(&mut self, r: &mut dyn std::io::Read) -> Result<()> {
-        let fp = self.fingerprint();
-        let mut bufs: Vec<&mut [u8]> = self
-            .caches
+    fn state_buffers_mut(&mut self) -> Vec<&mut [u8]> {
+        self.caches
             .iter_mut()
             .flat_map(|c| {
                 let (k, v) = c.raw_mut();
                 [k, v]
             })
-            .collect();
-        match state::read(r, fp, &mut bufs) {
-            Ok(pos) => {
-                self.pos = pos;
-                Ok(())
-            }
-            Err(e) => {
-                self.pos = 0;
-                Err(e)
-            }
+            .collect()
+    }
+
+    fn fingerprint(&self, fp: &mut Fingerprint) {
+        let c = &self.cfg;
+        fp.usize("embedding length", c.n_embd)
+            .usize("layers", c.n_layer)
+            .usize("feed-forward length", c.n_ff)
+            .usize("heads", c.n_head)
+            .usize("kv heads", c.n_head_kv)
+            .usize("head dim", c.head_dim)
+            .usize("vocabulary", c.n_vocab)
+            .usize("trained context", c.n_ctx_train)
+            .f32("rms epsilon", c.eps)
+            .usize_opt("sliding window", c.window)
+            .flags("local layers", &c.is_local)
+            .f32("rope base global", c.rope_base_global)
+            .f32("rope base local", c.rope_base_local)
+            .f32("rope scale global", c.rope_freq_scale_global)
+            .f32("attention scale", c.attn_scale)
+            .f32_opt("attention softcap", c.attn_softcap)
+            .f32_opt("final softcap", c.final_softcap)
+            .f32("embedding scale", c.embed_scale)
+            .str("cache type", self.caches[0].cache_type().name());
+        for cache in &self.caches {
+            fp.usize("cache slots", cache.slots());
         }
     }
 
-    fn truncate(&mut self, pos: usize) -> bool {
-        self.truncate_kv(pos)
+    fn can_rewind(&self, pos: usize, to: usize) -> bool {
+        // The next position needs the `window - 1` before it. A ring that never wrapped still
+        // has them; one that did has overwritten one kept position per position written since
+        // `to`, which a ring of `window - 1 + rewound` slots survives.
+        // Without a window every ring holds the whole context, which `pos` never passes.
+        let Some(window) = self.cfg.window else {
+            return true;
+        };
+        let rewound = pos - to;
+        self.caches
+            .iter()
+            .all(|c| pos <= c.slots() || window.saturating_sub(1) + rewound <= c.slots())
     }
 }
 
-/// Prompt-cache support: rewinding the KV cache to a prefix shared with the next prompt.
+/// Prompt-cache support: rewinding the KV cache to a prefix shared with the next prompt
+/// (the rewind test itself is [`Stack::can_rewind`]).
 impl Gemma {
-    /// Gives sliding-window layers a ring as long as the context, so [`LanguageModel::truncate`]
+    /// Gives sliding-window layers a ring as long as the context, so [`crate::model::LanguageModel::truncate`]
     /// can rewind to any position: a ring of exactly `window` slots has overwritten the keys
     /// an earlier position needs once the conversation passed it. Local layers then cost as
     /// much KV memory as global ones. Forgets the conversation.
     pub fn keep_full_local_cache(&mut self) {
-        let (n_ctx, n_kv, hd) = (self.n_ctx, self.cfg.n_head_kv, self.cfg.head_dim);
-        for c in self.caches.iter_mut().filter(|c| c.slots() < n_ctx) {
+        let n_ctx = self.n_ctx;
+        let st = &mut self.stack;
+        let (n_kv, hd) = (st.cfg.n_head_kv, st.cfg.head_dim);
+        for c in st.caches.iter_mut().filter(|c| c.slots() < n_ctx) {
             *c = KvRing::new(c.cache_type(), n_ctx, n_kv, hd);
         }
         self.pos = 0;
-    }
-
-    fn truncate_kv(&mut self, pos: usize) -> bool {
-        if pos > self.pos {
-            return false;
-        }
-        // The next position needs the `window - 1` before it. A ring that never wrapped still
-        // has them; one that did has overwritten one kept position per position written since
-        // `pos`, which a ring of `window - 1 + rewound` slots survives.
-        let window = self.cfg.window.unwrap_or(self.n_ctx);
-        let rewound = self.pos - pos;
-        let intact =
-            |c: &KvRing| self.pos <= c.slots() || window.saturating_sub(1) + rewound <= c.slots();
-        if !self.caches.iter().all(intact) {
-            return false;
-        }
-        self.pos = pos;
-        true
     }
 }

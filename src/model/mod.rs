@@ -1,6 +1,7 @@
 //! Model families. Each architecture is one file with a `forward` that reads like the paper;
 //! they share the GGUF loading helpers here and the `LanguageModel` interface the CLI drives.
 
+pub mod driver;
 pub mod gemma;
 pub mod recurrent_gemma;
 mod rows;

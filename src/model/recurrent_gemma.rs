@@ -4,24 +4,29 @@
 //! h = E[tok] · bf16(√D)
 //! for each layer i:
 //!     u = rms_norm(h, attn_norm)
-//!     recurrent layer:   y = gelu_tanh(Wy·u + by)
-//!                        x = conv1d(Wx·u + bx)             causal, depthwise, width 4, bias
-//!                        x = rg_lru(x)                      a = exp(-c·softplus(Λ)·r), h' = a·h + √(1-a²)·(i⊙x)
-//!                        t = Wout·(x ⊙ y) + bout
-//!     attention layer:   local MQA, RoPE on the first half of each head, a query at p sees
-//!                        keys p-W ..= p (Google's convention), t = Wo·attn + bo
+//!     recurrent layer (recurrent_block):
+//!         y = gelu_tanh(Wy·u + by),  x = Wx·u + bx                  input_branches
+//!         x = conv1d(x)                  causal, depthwise, width 4, bias
+//!         gx = σ(Gx·x + bx),  ga = σ(Ga·x + ba)    block-diagonal   rg_lru_gates
+//!         a = exp(-c·softplus(Λ)·ga),  h' = a·h + √(1-a²)·(gx⊙x)    rg_lru_scan
+//!         t = Wout·(h' ⊙ y) + bout
+//!     attention layer (attention_block): local MQA, RoPE on the first half of each head,
+//!         a query at p sees keys p-W ..= p (Google's convention), t = Wo·attn + bo
 //!     r = h + t
-//!     h = r + Wd·(gelu_tanh(Wg·u' + bg) ⊙ (Wu·u' + bu)) + bd,    u' = rms_norm(r, ffn_norm)
-//! logits = softcap(E · rms_norm(h, output_norm), 30)
+//!     h = r + Wd·(gelu_tanh(Wg·u' + bg) ⊙ (Wu·u' + bu)) + bd,  u' = rms_norm(r, ffn_norm)
+//!                                                                   mlp_block
+//! logits = softcap(E · rms_norm(h, output_norm), 30)               the driver's OutputHead
 //! ```
 //! The state is fixed-size: per recurrent layer the last `conv_width − 1` conv inputs and the
 //! RG-LRU vector (f32), per attention layer a ring of exactly `W` previous positions. The GGUF
 //! naming is documented in `docs/gguf-recurrentgemma.md`.
 
-use super::rows::{embed, norm_rows, residual, softcap_all};
+use super::driver::{Decoder, OutputHead, Stack};
+use super::rows::{embed, norm_rows, residual};
 use super::shared::{attend, ActsCache, AttnParams, MAX_GROUP_FLOATS, MAX_HEAD_DIM};
+use super::state::Fingerprint;
 use super::weights::{self, hparam_f32_opt, hparam_u32, hparam_u32_opt, MatRef};
-use super::{state, LanguageModel, ModelError, Result, RunConfig};
+use super::{ModelError, Result, RunConfig};
 use crate::gguf::names::{key, tensor, Arch, BlockTensor};
 use crate::gguf::GgufFile;
 use crate::kv::{CacheType, KvRing};
@@ -29,8 +34,6 @@ use crate::ops::{self, Rope};
 use rayon::prelude::*;
 
 const ARCH: Arch = Arch::RecurrentGemma;
-/// Output rows computed together when every position's logits are wanted.
-const LOGIT_ROWS: usize = 16;
 
 #[derive(Clone, Debug)]
 pub struct RecurrentGemmaConfig {
@@ -224,24 +227,21 @@ struct Scratch {
     blk_out: Vec<f32>,
     gate: Vec<f32>,
     up: Vec<f32>,
-    logits: Vec<f32>,
-    logits_all: Vec<f32>,
     acts: ActsCache,
 }
 
-pub struct RecurrentGemma {
-    file: GgufFile,
-    pub cfg: RecurrentGemmaConfig,
+/// The RecurrentGemma blocks, their state and scratch: the [`Stack`] the driver runs.
+pub struct RecurrentGemmaStack {
+    cfg: RecurrentGemmaConfig,
     token_embd: MatRef,
-    output: MatRef,
-    output_norm: Vec<f32>,
     layers: Vec<Layer>,
     rope: Rope,
     state: Vec<LayerState>,
-    n_batch: usize,
-    pos: usize,
     s: Scratch,
 }
+
+/// A RecurrentGemma model: the shared decoder driver over the Griffin blocks.
+pub type RecurrentGemma = Decoder<RecurrentGemmaStack>;
 
 impl RecurrentGemma {
     pub fn load(file: &GgufFile, run: &RunConfig) -> Result<RecurrentGemma> {
@@ -381,57 +381,53 @@ impl RecurrentGemma {
             blk_out: vec![0.0; nb * blk],
             gate: vec![0.0; nb * f],
             up: vec![0.0; nb * f],
-            logits: vec![0.0; cfg.n_vocab],
-            logits_all: Vec::new(),
             acts: ActsCache::default(),
         };
         let rope = Rope::new(hd, cfg.rope_dims, cfg.rope_base, 1.0, nb);
-        Ok(RecurrentGemma {
-            file,
+        let head = OutputHead::new(output_norm, output, cfg.eps, cfg.final_softcap);
+        let stack = RecurrentGemmaStack {
             cfg,
             token_embd,
-            output,
-            output_norm,
             layers,
             rope,
             state,
-            n_batch: nb,
-            pos: 0,
             s,
-        })
+        };
+        // The state is fixed-size: no context limit.
+        Ok(Decoder::new(file, stack, head, usize::MAX, nb))
     }
 
-    /// Runs the residual blocks on `tokens` (at most `n_batch`), leaving the final hidden
-    /// states in `s.x` and advancing the position. Per-token steps run over the rayon pool in
-    /// rows of tokens; the RG-LRU scan is sequential in time and split across channels.
-    fn forward_batch(&mut self, tokens: &[u32]) -> Result<()> {
+    pub fn cfg(&self) -> &RecurrentGemmaConfig {
+        &self.stack.cfg
+    }
+}
+
+impl Stack for RecurrentGemmaStack {
+    fn arch(&self) -> &'static str {
+        ARCH.name()
+    }
+
+    /// The residual blocks on `tokens` (at most `n_batch`), leaving the final hidden states
+    /// in `s.x`. Per-token steps run over the rayon pool in rows of tokens; the RG-LRU scan
+    /// is sequential in time and split across channels.
+    fn forward_batch(&mut self, map: &[u8], pos0: usize, tokens: &[u32]) -> Result<()> {
         let n = tokens.len();
-        let pos0 = self.pos;
-        let RecurrentGemma {
-            file,
+        let RecurrentGemmaStack {
             cfg,
             token_embd,
             layers,
             rope,
             state,
             s,
-            ..
         } = self;
-        let map = file.mapped_bytes();
-        let ops = ops::vec_ops();
-        let d = cfg.n_embd;
+        let (d, eps) = (cfg.n_embd, cfg.eps);
+        // h = E[tok] · bf16(√D)
         embed(token_embd, map, tokens, cfg.embed_scale, &mut s.x[..n * d])?;
         rope.prepare(pos0, n);
         for (layer, state) in layers.iter().zip(state.iter_mut()) {
-            // u = rms_norm(h); t = temporal block(u); r = h + t.
-            norm_rows(
-                &s.x[..n * d],
-                &layer.attn_norm,
-                cfg.eps,
-                &mut s.u[..n * d],
-                d,
-            );
-            s.acts.invalidate();
+            // u = rms_norm(h, attn_norm)
+            norm_rows(&s.x[..n * d], &layer.attn_norm, eps, &mut s.u[..n * d], d);
+            // t = recurrent or attention block (u)
             match (&layer.temporal, state) {
                 (Temporal::Recurrent(rec), LayerState::Recurrent { conv, h }) => {
                     recurrent_block(cfg, rec, conv, h, map, pos0, n, s)?
@@ -441,63 +437,98 @@ impl RecurrentGemma {
                 }
                 _ => unreachable!("layer state is built from the layer kind"),
             }
-            residual(&mut s.o[..n * d], None, cfg.eps, &mut s.x[..n * d], d);
-            // h = r + Wd·(gelu(Wg·u' + bg) ⊙ (Wu·u' + bu)) + bd,  u' = rms_norm(r).
-            let (mlp, f) = (&layer.mlp, cfg.n_ff);
-            norm_rows(
-                &s.x[..n * d],
-                &layer.ffn_norm,
-                cfg.eps,
-                &mut s.u[..n * d],
-                d,
-            );
-            s.acts.invalidate();
-            s.acts.matmul(map, &mlp.gate, &s.u, n, &mut s.gate)?;
-            s.acts.matmul(map, &mlp.up, &s.u, n, &mut s.up)?;
-            ops::par_rows2(&mut s.gate[..n * f], f, &mut s.up[..n * f], f, |_, g, u| {
-                ops.add(g, &mlp.gate_b);
-                ops.add(u, &mlp.up_b);
-                ops.geglu(g, u);
-            });
-            s.acts.invalidate();
-            s.acts.matmul(map, &mlp.down, &s.gate, n, &mut s.o)?;
-            ops::par_rows2(&mut s.o[..n * d], d, &mut s.x[..n * d], d, |_, o, x| {
-                ops.add(o, &mlp.down_b);
-                ops.add(x, o);
-            });
+            // r = h + t
+            residual(&mut s.o[..n * d], None, eps, &mut s.x[..n * d], d);
+            // h = r + mlp(u'),  u' = rms_norm(r, ffn_norm)
+            norm_rows(&s.x[..n * d], &layer.ffn_norm, eps, &mut s.u[..n * d], d);
+            mlp_block(cfg, &layer.mlp, map, n, s)?;
         }
-        self.pos += n;
         Ok(())
     }
 
-    fn logits_rows(&mut self, rows: std::ops::Range<usize>, all: bool) -> Result<()> {
-        let d = self.cfg.n_embd;
-        let map = self.file.mapped_bytes();
-        let s = &mut self.s;
-        let m = rows.len();
-        norm_rows(
-            &s.x[rows.start * d..rows.end * d],
-            &self.output_norm,
-            self.cfg.eps,
-            &mut s.u[..m * d],
-            d,
-        );
-        s.acts.invalidate();
-        let out = if all {
-            &mut s.logits_all
-        } else {
-            &mut s.logits
-        };
-        s.acts.matmul(map, &self.output, &s.u, m, out)?;
-        if let Some(c) = self.cfg.final_softcap {
-            softcap_all(&mut out[..m * self.cfg.n_vocab], c);
+    fn hidden(&self) -> &[f32] {
+        &self.s.x
+    }
+
+    fn state_buffers(&self) -> Vec<&[u8]> {
+        let mut bufs: Vec<&[u8]> = Vec::new();
+        for st in &self.state {
+            match st {
+                LayerState::Recurrent { conv, h } => {
+                    bufs.push(bytemuck::cast_slice(conv));
+                    bufs.push(bytemuck::cast_slice(h));
+                }
+                LayerState::Attention(ring) => {
+                    let (k, v) = ring.raw();
+                    bufs.push(k);
+                    bufs.push(v);
+                }
+            }
         }
-        Ok(())
+        bufs
+    }
+
+    fn state_buffers_mut(&mut self) -> Vec<&mut [u8]> {
+        let mut bufs: Vec<&mut [u8]> = Vec::new();
+        for st in &mut self.state {
+            match st {
+                LayerState::Recurrent { conv, h } => {
+                    bufs.push(bytemuck::cast_slice_mut(conv));
+                    bufs.push(bytemuck::cast_slice_mut(h));
+                }
+                LayerState::Attention(ring) => {
+                    let (k, v) = ring.raw_mut();
+                    bufs.push(k);
+                    bufs.push(v);
+                }
+            }
+        }
+        bufs
+    }
+
+    /// A sequence starts from zero conv inputs and a zero RG-LRU vector.
+    fn reset(&mut self) {
+        for st in &mut self.state {
+            if let LayerState::Recurrent { conv, h } = st {
+                conv.iter_mut().for_each(|v| *v = 0.0);
+                h.iter_mut().for_each(|v| *v = 0.0);
+            }
+        }
+    }
+
+    fn fingerprint(&self, fp: &mut Fingerprint) {
+        let c = &self.cfg;
+        let cache = self
+            .state
+            .iter()
+            .find_map(|s| match s {
+                LayerState::Attention(r) => Some(r.cache_type().name()),
+                _ => None,
+            })
+            .unwrap_or("none");
+        fp.usize("embedding length", c.n_embd)
+            .usize("layers", c.n_layer)
+            .usize("feed-forward length", c.n_ff)
+            .usize("heads", c.n_head)
+            .usize("head dim", c.head_dim)
+            .usize("vocabulary", c.n_vocab)
+            .f32("rms epsilon", c.eps)
+            .usize("attention window", c.window)
+            .flags("attention layers", &c.is_attention)
+            .usize("rope dims", c.rope_dims)
+            .f32("rope base", c.rope_base)
+            .f32("attention scale", c.attn_scale)
+            .f32_opt("final softcap", c.final_softcap)
+            .f32("embedding scale", c.embed_scale)
+            .usize("lru width", c.lru_width)
+            .usize("conv width", c.conv_width)
+            .usize("gate blocks", c.gate_blocks)
+            .f32("lru c", c.lru_c)
+            .str("cache type", cache);
     }
 }
 
-/// The recurrent block on `n` rows of `s.u`, output in `s.o`:
-/// `y = gelu(Wy·u + by)`, `x = conv1d(Wx·u + bx)`, `x = rg_lru(x)`, `t = Wout·(x ⊙ y) + bout`.
+/// The recurrent block on `n` rows of `s.u`, output in `s.o`.
 #[allow(clippy::too_many_arguments)]
 fn recurrent_block(
     cfg: &RecurrentGemmaConfig,
@@ -511,15 +542,10 @@ fn recurrent_block(
 ) -> Result<()> {
     let ops = ops::vec_ops();
     let (d, r) = (cfg.n_embd, cfg.lru_width);
-    // GeLU branch and the input of the recurrence.
-    s.acts.matmul(map, &rec.in_y, &s.u, n, &mut s.ry)?;
-    s.acts.matmul(map, &rec.in_x, &s.u, n, &mut s.rx)?;
-    ops::par_rows2(&mut s.ry[..n * r], r, &mut s.rx[..n * r], r, |_, y, x| {
-        ops.add(y, &rec.in_y_b);
-        ops.gelu(y);
-        ops.add(x, &rec.in_x_b);
-    });
-    causal_conv(
+    // y = gelu_tanh(Wy·u + by),  x = Wx·u + bx
+    input_branches(rec, map, r, n, s)?;
+    // x = conv1d(x)
+    conv1d(
         cfg.conv_width,
         r,
         &rec.conv_w,
@@ -528,8 +554,43 @@ fn recurrent_block(
         &s.rx[..n * r],
         &mut s.conv_out[..n * r],
     );
-    // Block-diagonal gates: per block, the batch's columns gathered once, quantized once and
-    // multiplied by both gate matrices; gx = σ(Gx·x + bx), ga = σ(Ga·x + ba).
+    // gx = σ(Gx·x + bx),  ga = σ(Ga·x + ba)
+    rg_lru_gates(cfg, rec, map, n, s)?;
+    // h_t = a_t·h_{t−1} + √(1 − a_t²)·(gx_t ⊙ x_t), then h ⊙ y (into s.gx)
+    rg_lru_scan(rec, h, pos0 == 0, r, n, s);
+    // t = Wout·(h ⊙ y) + bout
+    s.acts.input(&s.gx, n).matmul(map, &rec.out, &mut s.o)?;
+    ops::par_rows(&mut s.o[..n * d], d, |_, o| ops.add(o, &rec.out_b));
+    Ok(())
+}
+
+/// The two input branches of the recurrent block from `s.u`: the GeLU branch
+/// `y = gelu_tanh(Wy·u + by)` into `s.ry` and the recurrence input `x = Wx·u + bx` into `s.rx`.
+fn input_branches(rec: &Recurrent, map: &[u8], r: usize, n: usize, s: &mut Scratch) -> Result<()> {
+    let ops = ops::vec_ops();
+    let mut u = s.acts.input(&s.u, n);
+    u.matmul(map, &rec.in_y, &mut s.ry)?;
+    u.matmul(map, &rec.in_x, &mut s.rx)?;
+    ops::par_rows2(&mut s.ry[..n * r], r, &mut s.rx[..n * r], r, |_, y, x| {
+        ops.add(y, &rec.in_y_b);
+        ops.gelu(y);
+        ops.add(x, &rec.in_x_b);
+    });
+    Ok(())
+}
+
+/// The RG-LRU's block-diagonal gates on the conv output `s.conv_out`: `gx = σ(Gx·x + bx)` into
+/// `s.gx` and `ga = σ(Ga·x + ba)` into `s.ga`. Per block, the batch's columns are gathered once,
+/// quantized once and multiplied by both gate matrices.
+fn rg_lru_gates(
+    cfg: &RecurrentGemmaConfig,
+    rec: &Recurrent,
+    map: &[u8],
+    n: usize,
+    s: &mut Scratch,
+) -> Result<()> {
+    let ops = ops::vec_ops();
+    let r = cfg.lru_width;
     let blk = r / cfg.gate_blocks;
     for hblk in 0..cfg.gate_blocks {
         let cols = hblk * blk..(hblk + 1) * blk;
@@ -537,13 +598,12 @@ fn recurrent_block(
             .par_chunks_mut(blk)
             .zip(s.conv_out[..n * r].par_chunks(r))
             .for_each(|(dst, src)| dst.copy_from_slice(&src[cols.clone()]));
-        s.acts.invalidate();
+        let mut x = s.acts.input(&s.blk_in, n);
         for (mats, bias, out) in [
             (&rec.gate_x, &rec.gate_x_b, &mut s.gx),
             (&rec.gate_a, &rec.gate_a_b, &mut s.ga),
         ] {
-            s.acts
-                .matmul(map, &mats[hblk], &s.blk_in, n, &mut s.blk_out)?;
+            x.matmul(map, &mats[hblk], &mut s.blk_out)?;
             out[..n * r]
                 .par_chunks_mut(r)
                 .zip(s.blk_out[..n * blk].par_chunks(blk))
@@ -555,23 +615,10 @@ fn recurrent_block(
                 });
         }
     }
-    rg_lru(rec, h, pos0 == 0, r, n, s);
-    // s.gx now holds x ⊙ y.
-    s.acts.invalidate();
-    s.acts.matmul(map, &rec.out, &s.gx, n, &mut s.o)?;
-    ops::par_rows(&mut s.o[..n * d], d, |_, o| ops.add(o, &rec.out_b));
     Ok(())
 }
 
-/// The RG-LRU over `n` rows: `log a_t = −c·softplus(Λ)·ga_t`, `a_t = e^{log a_t}`,
-/// `h_t = a_t·h_{t−1} + √(1 − a_t²)·(gx_t ⊙ x_t)` (`h_0 = gx_0 ⊙ x_0` at the start of a
-/// sequence), output `h_t ⊙ y_t` into `s.gx`.
-///
-/// Everything that does not depend on `h` (the gates' products, `a_t` and the multiplier, both
-/// through the vector `exp`/`expm1`) is computed first for all rows in parallel; the scan
-/// itself is then sequential in time, vectorized across channels and split across channel
-/// chunks over the pool. Buffers: `s.conv_out` (x) and `s.rx` are reused for `m` and `a`.
-fn rg_lru(rec: &Recurrent, h: &mut [f32], reset: bool, r: usize, n: usize, s: &mut Scratch) {
+fn rg_lru_scan(rec: &Recurrent, h: &mut [f32], reset: bool, r: usize, n: usize, s: &mut Scratch) {
     let ops = ops::vec_ops();
     s.gx[..n * r]
         .par_chunks_mut(r)
@@ -623,7 +670,7 @@ fn rg_lru(rec: &Recurrent, h: &mut [f32], reset: bool, r: usize, n: usize, s: &m
 
 /// A pointer to rows that tasks write in disjoint column ranges.
 struct SharedRows(*mut f32);
-// SAFETY: used only where each task writes its own disjoint elements (see `rg_lru`).
+// SAFETY: used only where each task writes its own disjoint elements (see `rg_lru_scan`).
 unsafe impl Sync for SharedRows {}
 unsafe impl Send for SharedRows {}
 
@@ -650,9 +697,10 @@ fn attention_block(
     let ops = ops::vec_ops();
     let (d, hd) = (cfg.n_embd, cfg.head_dim);
     let q_dim = cfg.n_head * hd;
-    s.acts.matmul(map, &att.wq, &s.u, n, &mut s.q)?;
-    s.acts.matmul(map, &att.wk, &s.u, n, &mut s.k)?;
-    s.acts.matmul(map, &att.wv, &s.u, n, &mut s.v)?;
+    let mut u = s.acts.input(&s.u, n);
+    u.matmul(map, &att.wq, &mut s.q)?;
+    u.matmul(map, &att.wk, &mut s.k)?;
+    u.matmul(map, &att.wv, &mut s.v)?;
     // RoPE, then keys and values rounded as the cache will hold them.
     let ct = cache.cache_type();
     ops::par_rows2(
@@ -692,9 +740,35 @@ fn attention_block(
             &s.v[t * hd..(t + 1) * hd],
         );
     }
-    s.acts.invalidate();
-    s.acts.matmul(map, &att.wo, &s.attn, n, &mut s.o)?;
+    s.acts.input(&s.attn, n).matmul(map, &att.wo, &mut s.o)?;
     ops::par_rows(&mut s.o[..n * d], d, |_, o| ops.add(o, &att.wo_b));
+    Ok(())
+}
+
+/// The MLP block on `n` rows of `s.u` (= u'), added to the residual stream `s.x`:
+/// `h = r + Wd·(gelu_tanh(Wg·u' + bg) ⊙ (Wu·u' + bu)) + bd`.
+fn mlp_block(
+    cfg: &RecurrentGemmaConfig,
+    mlp: &Mlp,
+    map: &[u8],
+    n: usize,
+    s: &mut Scratch,
+) -> Result<()> {
+    let ops = ops::vec_ops();
+    let (d, f) = (cfg.n_embd, cfg.n_ff);
+    let mut u = s.acts.input(&s.u, n);
+    u.matmul(map, &mlp.gate, &mut s.gate)?;
+    u.matmul(map, &mlp.up, &mut s.up)?;
+    ops::par_rows2(&mut s.gate[..n * f], f, &mut s.up[..n * f], f, |_, g, u| {
+        ops.add(g, &mlp.gate_b);
+        ops.add(u, &mlp.up_b);
+        ops.geglu(g, u);
+    });
+    s.acts.input(&s.gate, n).matmul(map, &mlp.down, &mut s.o)?;
+    ops::par_rows2(&mut s.o[..n * d], d, &mut s.x[..n * d], d, |_, o, x| {
+        ops.add(o, &mlp.down_b);
+        ops.add(x, o);
+    });
     Ok(())
 }
 
@@ -703,7 +777,7 @@ fn attention_block(
 /// updated to the newest `width − 1` inputs. `w` is tap-major (`w[k · r + c]`, tap
 /// `width − 1` the current step), so each tap is one contiguous multiply-add over the
 /// channels; output rows are computed in parallel.
-fn causal_conv(
+fn conv1d(
     width: usize,
     r: usize,
     w: &[f32],
@@ -742,152 +816,5 @@ fn causal_conv(
             let src = (keep as isize + j) as usize;
             tail.copy_within(src * r..(src + 1) * r, s * r);
         }
-    }
-}
-
-impl LanguageModel for RecurrentGemma {
-    fn arch(&self) -> &str {
-        ARCH.name()
-    }
-
-    fn n_vocab(&self) -> usize {
-        self.cfg.n_vocab
-    }
-
-    fn n_ctx(&self) -> usize {
-        usize::MAX
-    }
-
-    fn pos(&self) -> usize {
-        self.pos
-    }
-
-    fn reset(&mut self) {
-        self.pos = 0;
-        for st in &mut self.state {
-            if let LayerState::Recurrent { conv, h } = st {
-                conv.iter_mut().for_each(|v| *v = 0.0);
-                h.iter_mut().for_each(|v| *v = 0.0);
-            }
-        }
-    }
-
-    fn eval(&mut self, tokens: &[u32]) -> Result<&[f32]> {
-        if tokens.is_empty() {
-            return Err(ModelError("no tokens to evaluate".into()));
-        }
-        check_vocab(tokens, self.cfg.n_vocab)?;
-        for chunk in tokens.chunks(self.n_batch) {
-            self.forward_batch(chunk)?;
-        }
-        let last = (tokens.len() - 1) % self.n_batch;
-        self.logits_rows(last..last + 1, false)?;
-        Ok(&self.s.logits)
-    }
-
-    fn eval_all(&mut self, tokens: &[u32], sink: &mut dyn FnMut(&[f32])) -> Result<()> {
-        check_vocab(tokens, self.cfg.n_vocab)?;
-        let nv = self.cfg.n_vocab;
-        if self.s.logits_all.len() < LOGIT_ROWS * nv {
-            self.s.logits_all = vec![0.0; LOGIT_ROWS * nv];
-        }
-        for chunk in tokens.chunks(self.n_batch) {
-            self.forward_batch(chunk)?;
-            let mut r = 0;
-            while r < chunk.len() {
-                let m = LOGIT_ROWS.min(chunk.len() - r);
-                self.logits_rows(r..r + m, true)?;
-                for j in 0..m {
-                    sink(&self.s.logits_all[j * nv..(j + 1) * nv]);
-                }
-                r += m;
-            }
-        }
-        Ok(())
-    }
-
-    fn save_state(&self, w: &mut dyn std::io::Write) -> Result<()> {
-        let mut bufs: Vec<&[u8]> = Vec::new();
-        for st in &self.state {
-            match st {
-                LayerState::Recurrent { conv, h } => {
-                    bufs.push(bytemuck::cast_slice(conv));
-                    bufs.push(bytemuck::cast_slice(h));
-                }
-                LayerState::Attention(ring) => {
-                    let (k, v) = ring.raw();
-                    bufs.push(k);
-                    bufs.push(v);
-                }
-            }
-        }
-        state::write(w, self.fingerprint(), self.pos, &bufs)
-    }
-
-    fn load_state(&mut self, r: &mut dyn std::io::Read) -> Result<()> {
-        let fp = self.fingerprint();
-        let mut bufs: Vec<&mut [u8]> = Vec::new();
-        for st in &mut self.state {
-            match st {
-                LayerState::Recurrent { conv, h } => {
-                    bufs.push(bytemuck::cast_slice_mut(conv));
-                    bufs.push(bytemuck::cast_slice_mut(h));
-                }
-                LayerState::Attention(ring) => {
-                    let (k, v) = ring.raw_mut();
-                    bufs.push(k);
-                    bufs.push(v);
-                }
-            }
-        }
-        match state::read(r, fp, &mut bufs) {
-            Ok(pos) => {
-                self.pos = pos;
-                Ok(())
-            }
-            Err(e) => {
-                // A half-read state is garbage: start clean rather than continue from it.
-                self.reset();
-                Err(e)
-            }
-        }
-    }
-
-    fn state_bytes(&self) -> usize {
-        self.state
-            .iter()
-            .map(|s| match s {
-                LayerState::Recurrent { conv, h } => 4 * (conv.len() + h.len()),
-                LayerState::Attention(ring) => ring.bytes(),
-            })
-            .sum()
-    }
-}
-
-impl RecurrentGemma {
-    fn fingerprint(&self) -> u64 {
-        let cache = self
-            .state
-            .iter()
-            .find_map(|s| match s {
-                LayerState::Attention(r) => Some(r.cache_type().name()),
-                _ => None,
-            })
-            .unwrap_or("none");
-        state::fingerprint(&[
-            ARCH.name().as_bytes(),
-            format!("{:?}", self.cfg).as_bytes(),
-            &self.file.file_size().to_le_bytes(),
-            cache.as_bytes(),
-        ])
-    }
-}
-
-fn check_vocab(tokens: &[u32], n_vocab: usize) -> Result<()> {
-    match tokens.iter().find(|&&t| t as usize >= n_vocab) {
-        Some(t) => Err(ModelError(format!(
-            "token id {t} is outside the vocabulary ({n_vocab} entries)"
-        ))),
-        None => Ok(()),
     }
 }

@@ -12,7 +12,10 @@ pub(crate) const MAX_HEAD_DIM: usize = attention::MAX_HEAD_DIM;
 /// such limit: it tiles wide groups).
 pub(crate) const MAX_GROUP_FLOATS: usize = 8192;
 
-/// Activations quantized once and reused by every matrix of the same vec-dot format.
+/// Activations quantized once per vec-dot format and reused by every matrix of that format.
+/// Reuse is tied to the input by the borrow checker: [`ActsCache::input`] borrows the rows
+/// for as long as the returned [`Acts`] lives, so they cannot change while their
+/// quantizations are in use, and a new input always starts from nothing quantized.
 #[derive(Default)]
 pub(crate) struct ActsCache {
     slots: Vec<(GgmlType, QuantizedActs)>,
@@ -20,38 +23,44 @@ pub(crate) struct ActsCache {
 }
 
 impl ActsCache {
-    /// Marks the cached quantizations stale (the input changed).
-    pub(crate) fn invalidate(&mut self) {
+    /// `n` rows of `x` (each as long as the next matrices' columns) as the input of the
+    /// matmuls that follow.
+    pub(crate) fn input<'a>(&'a mut self, x: &'a [f32], n: usize) -> Acts<'a> {
         self.valid.iter_mut().for_each(|v| *v = false);
+        Acts { cache: self, x, n }
     }
+}
 
-    /// `out = W · x` for `n` rows of `x`, quantizing `x` for W's format unless already done.
-    pub(crate) fn matmul(
-        &mut self,
-        map: &[u8],
-        w: &MatRef,
-        x: &[f32],
-        n: usize,
-        out: &mut [f32],
-    ) -> Result<()> {
+/// One input's quantizations (see [`ActsCache::input`]).
+pub(crate) struct Acts<'a> {
+    cache: &'a mut ActsCache,
+    x: &'a [f32],
+    n: usize,
+}
+
+impl Acts<'_> {
+    /// `out = W · x` for the input's rows, quantizing them for W's format unless already done.
+    pub(crate) fn matmul(&mut self, map: &[u8], w: &MatRef, out: &mut [f32]) -> Result<()> {
+        let c = &mut *self.cache;
+        let n = self.n;
         let dot_ty = crate::kernels::formats::vec_dot_type(w.ty)
             .ok_or_else(|| ModelError(format!("no kernel for {}", w.ty)))?;
-        let i = match self.slots.iter().position(|(t, _)| *t == dot_ty) {
+        let i = match c.slots.iter().position(|(t, _)| *t == dot_ty) {
             Some(i) => i,
             None => {
-                self.slots.push((dot_ty, QuantizedActs::new()));
-                self.valid.push(false);
-                self.slots.len() - 1
+                c.slots.push((dot_ty, QuantizedActs::new()));
+                c.valid.push(false);
+                c.slots.len() - 1
             }
         };
-        if !self.valid[i] {
-            self.slots[i]
+        if !c.valid[i] {
+            c.slots[i]
                 .1
-                .quantize(w.ty, &x[..n * w.cols], n, w.cols)
+                .quantize(w.ty, &self.x[..n * w.cols], n, w.cols)
                 .map_err(|e| ModelError(e.to_string()))?;
-            self.valid[i] = true;
+            c.valid[i] = true;
         }
-        matmul(&w.view(map), &self.slots[i].1, &mut out[..n * w.rows])
+        matmul(&w.view(map), &c.slots[i].1, &mut out[..n * w.rows])
             .map_err(|e| ModelError(e.to_string()))
     }
 }
