@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 /// The GGUF key that holds the default template.
-pub const GGUF_KEY: &str = "tokenizer.chat_template";
+pub const GGUF_KEY: &str = crate::gguf::names::tokenizer::CHAT_TEMPLATE;
 
 /// A template that could not be compiled or refused a conversation: one line.
 #[derive(Debug, Clone, PartialEq, Eq)]

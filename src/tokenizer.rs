@@ -21,6 +21,7 @@ use std::collections::BinaryHeap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::gguf::names::tokenizer as tk;
 use crate::gguf::GgufFile;
 
 /// `tokenizer.ggml.token_type` values (SentencePiece piece types).
@@ -419,7 +420,7 @@ impl Tokenizer {
     /// defaults for it (bos 1, eos 2, unk 0, add_bos true, add_space_prefix true).
     pub fn from_gguf_file(file: &GgufFile) -> Result<Tokenizer, TokenizerError> {
         let path = file.path();
-        let model = file.get_str_opt("tokenizer.ggml.model")?.ok_or_else(|| {
+        let model = file.get_str_opt(tk::MODEL)?.ok_or_else(|| {
             TokenizerError::new("no tokenizer in the file (tokenizer.ggml.model is missing)")
                 .in_file(path)
         })?;
@@ -429,13 +430,9 @@ impl Tokenizer {
             ))
             .in_file(path));
         }
-        let tokens = file.get_str_array("tokenizer.ggml.tokens")?;
-        let scores = file
-            .get_f32_array_opt("tokenizer.ggml.scores")?
-            .unwrap_or_default();
-        let types = file
-            .get_i32_array_opt("tokenizer.ggml.token_type")?
-            .unwrap_or_default();
+        let tokens = file.get_str_array(tk::TOKENS)?;
+        let scores = file.get_f32_array_opt(tk::SCORES)?.unwrap_or_default();
+        let types = file.get_i32_array_opt(tk::TOKEN_TYPE)?.unwrap_or_default();
         let n = tokens.len() as u64;
         let id = |key: &str, default: Option<u32>| -> Result<Option<u32>, TokenizerError> {
             match file.get_u32_opt(key)? {
@@ -448,20 +445,14 @@ impl Tokenizer {
             }
         };
         let special = SpecialTokens {
-            bos: id("tokenizer.ggml.bos_token_id", Some(1))?,
-            eos: id("tokenizer.ggml.eos_token_id", Some(2))?,
-            eot: id("tokenizer.ggml.eot_token_id", None)?,
-            unk: id("tokenizer.ggml.unknown_token_id", Some(0))?,
-            pad: id("tokenizer.ggml.padding_token_id", None)?,
-            add_bos: file
-                .get_bool_opt("tokenizer.ggml.add_bos_token")?
-                .unwrap_or(true),
-            add_eos: file
-                .get_bool_opt("tokenizer.ggml.add_eos_token")?
-                .unwrap_or(false),
-            add_space_prefix: file
-                .get_bool_opt("tokenizer.ggml.add_space_prefix")?
-                .unwrap_or(true),
+            bos: id(tk::BOS_ID, Some(1))?,
+            eos: id(tk::EOS_ID, Some(2))?,
+            eot: id(tk::EOT_ID, None)?,
+            unk: id(tk::UNK_ID, Some(0))?,
+            pad: id(tk::PAD_ID, None)?,
+            add_bos: file.get_bool_opt(tk::ADD_BOS)?.unwrap_or(true),
+            add_eos: file.get_bool_opt(tk::ADD_EOS)?.unwrap_or(false),
+            add_space_prefix: file.get_bool_opt(tk::ADD_SPACE_PREFIX)?.unwrap_or(true),
         };
         Tokenizer::new(&tokens, &scores, &types, special).map_err(|e| e.in_file(path))
     }

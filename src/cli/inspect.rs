@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+use edgegemma::gguf::names::{self, tokenizer as tk};
 use edgegemma::gguf::{ArrayView, GgmlType, GgufFile, Value, ValueType};
 use serde_json::{json, Map, Value as Json};
 
@@ -39,12 +40,12 @@ const TEXT_STR_MAX: usize = 60;
 /// Longest string shown whole in JSON output.
 const JSON_STR_MAX: usize = 256;
 
-const TOKENIZER_PREFIX: &str = "tokenizer.";
-const TOKENS_KEY: &str = "tokenizer.ggml.tokens";
-const TOKEN_TYPE_KEY: &str = "tokenizer.ggml.token_type";
-const SCORES_KEY: &str = "tokenizer.ggml.scores";
-const MERGES_KEY: &str = "tokenizer.ggml.merges";
-const CHAT_TEMPLATE_KEY: &str = "tokenizer.chat_template";
+const TOKENIZER_PREFIX: &str = tk::PREFIX;
+const TOKENS_KEY: &str = tk::TOKENS;
+const TOKEN_TYPE_KEY: &str = tk::TOKEN_TYPE;
+const SCORES_KEY: &str = tk::SCORES;
+const MERGES_KEY: &str = tk::MERGES;
+const CHAT_TEMPLATE_KEY: &str = tk::CHAT_TEMPLATE;
 
 struct Report<'f> {
     file: &'f GgufFile,
@@ -94,7 +95,7 @@ impl TypeTotal {
 
 impl<'f> Report<'f> {
     fn build(file: &'f GgufFile) -> Report<'f> {
-        let architecture = match file.get("general.architecture") {
+        let architecture = match file.get(names::KEY_ARCHITECTURE) {
             Some(Value::String(s)) => Some(s),
             _ => None,
         };
@@ -102,7 +103,7 @@ impl<'f> Report<'f> {
         let (mut general, mut hyperparameters, mut tokenizer_keys, mut other) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (key, value) in file.metadata() {
-            if key.starts_with("general.") {
+            if key.starts_with(names::general::PREFIX) {
                 general.push((key, value));
             } else if arch_prefix.as_deref().is_some_and(|p| key.starts_with(p)) {
                 hyperparameters.push((key, value));
@@ -214,7 +215,7 @@ impl<'f> Report<'f> {
                 let flags: Vec<String> = t
                     .flags
                     .iter()
-                    .map(|(k, v)| format!("{}={v}", k.trim_start_matches("tokenizer.ggml.")))
+                    .map(|(k, v)| format!("{}={v}", k.trim_start_matches(tk::GGML_PREFIX)))
                     .collect();
                 let _ = writeln!(s, "  flags:          {}", flags.join(" "));
             }
@@ -369,7 +370,7 @@ fn summarize_tokenizer(file: &GgufFile) -> TokenizerSummary<'_> {
     let mut special: Vec<(String, i128, Option<&str>)> = Vec::new();
     let mut flags = Vec::new();
     for (key, value) in file.metadata() {
-        let Some(rest) = key.strip_prefix("tokenizer.ggml.") else {
+        let Some(rest) = key.strip_prefix(tk::GGML_PREFIX) else {
             continue;
         };
         if let Some(name) = rest.strip_suffix("_token_id") {
@@ -404,8 +405,8 @@ fn summarize_tokenizer(file: &GgufFile) -> TokenizerSummary<'_> {
     }
 
     TokenizerSummary {
-        model: str_key("tokenizer.ggml.model"),
-        pre: str_key("tokenizer.ggml.pre"),
+        model: str_key(tk::MODEL),
+        pre: str_key(tk::PRE),
         vocab_size: tokens.map(|a| a.len()),
         special,
         type_counts: array(TOKEN_TYPE_KEY)

@@ -101,6 +101,54 @@ pub mod key {
     pub const RGLRU_C: &str = "rglru.c";
 }
 
+/// `general.*` keys the converter writes and the tools read.
+pub mod general {
+    /// What every `general.*` key starts with.
+    pub const PREFIX: &str = "general.";
+    pub const NAME: &str = "general.name";
+    pub const TYPE: &str = "general.type";
+    /// llama.cpp's `llama_ftype` of the file's main tensor type.
+    pub const FILE_TYPE: &str = "general.file_type";
+    pub const QUANTIZATION_VERSION: &str = "general.quantization_version";
+    pub const SIZE_LABEL: &str = "general.size_label";
+}
+
+/// Tokenizer keys (llama.cpp's `tokenizer.ggml.*` and the chat templates).
+pub mod tokenizer {
+    /// What every tokenizer key starts with.
+    pub const PREFIX: &str = "tokenizer.";
+    /// What the `tokenizer.ggml.*` keys start with.
+    pub const GGML_PREFIX: &str = "tokenizer.ggml.";
+    pub const MODEL: &str = "tokenizer.ggml.model";
+    pub const PRE: &str = "tokenizer.ggml.pre";
+    pub const TOKENS: &str = "tokenizer.ggml.tokens";
+    pub const SCORES: &str = "tokenizer.ggml.scores";
+    pub const TOKEN_TYPE: &str = "tokenizer.ggml.token_type";
+    pub const MERGES: &str = "tokenizer.ggml.merges";
+    pub const BOS_ID: &str = "tokenizer.ggml.bos_token_id";
+    pub const EOS_ID: &str = "tokenizer.ggml.eos_token_id";
+    pub const EOT_ID: &str = "tokenizer.ggml.eot_token_id";
+    pub const UNK_ID: &str = "tokenizer.ggml.unknown_token_id";
+    /// Spelled as llama.cpp spells it.
+    pub const SEP_ID: &str = "tokenizer.ggml.seperator_token_id";
+    pub const PAD_ID: &str = "tokenizer.ggml.padding_token_id";
+    pub const CLS_ID: &str = "tokenizer.ggml.cls_token_id";
+    pub const MASK_ID: &str = "tokenizer.ggml.mask_token_id";
+    pub const ADD_BOS: &str = "tokenizer.ggml.add_bos_token";
+    pub const ADD_SEP: &str = "tokenizer.ggml.add_sep_token";
+    pub const ADD_EOS: &str = "tokenizer.ggml.add_eos_token";
+    pub const ADD_SPACE_PREFIX: &str = "tokenizer.ggml.add_space_prefix";
+    /// The default chat template (Jinja source).
+    pub const CHAT_TEMPLATE: &str = "tokenizer.chat_template";
+    /// The names of the other templates, each under `tokenizer.chat_template.{name}`.
+    pub const CHAT_TEMPLATES: &str = "tokenizer.chat_templates";
+
+    /// `tokenizer.chat_template.{name}`: a named (non-default) chat template.
+    pub fn named_chat_template(name: &str) -> String {
+        format!("{CHAT_TEMPLATE}.{name}")
+    }
+}
+
 /// Tensors outside the blocks.
 pub mod tensor {
     pub const TOKEN_EMBD: &str = "token_embd.weight";
@@ -213,5 +261,9 @@ mod tests {
         assert_eq!(Arch::from_name("llama"), None);
         assert_eq!(block_of("blk.17.ffn_down.weight"), Some(17));
         assert_eq!(block_of(tensor::TOKEN_EMBD), None);
+        assert_eq!(
+            tokenizer::named_chat_template("tool_use"),
+            "tokenizer.chat_template.tool_use"
+        );
     }
 }

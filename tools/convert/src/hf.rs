@@ -228,8 +228,8 @@ impl HfModel {
                 names::KEY_ARCHITECTURE.into(),
                 OwnedValue::from(hp.arch.name()),
             ),
-            ("general.type".into(), OwnedValue::from("model")),
-            ("general.name".into(), OwnedValue::String(model_name)),
+            (names::general::TYPE.into(), OwnedValue::from("model")),
+            (names::general::NAME.into(), OwnedValue::String(model_name)),
         ];
         metadata.extend(arch::metadata(hp));
         metadata.extend(self.tokenizer.metadata.iter().cloned());
@@ -265,9 +265,12 @@ pub fn tensor_order(name: &str) -> (i64, &str) {
 /// `general.quantization_version` and `general.file_type`, in llama.cpp's order.
 pub fn file_type_keys(ftype: FileType) -> [(String, OwnedValue); 2] {
     [
-        ("general.quantization_version".into(), OwnedValue::U32(2)),
         (
-            "general.file_type".into(),
+            names::general::QUANTIZATION_VERSION.into(),
+            OwnedValue::U32(2),
+        ),
+        (
+            names::general::FILE_TYPE.into(),
             OwnedValue::U32(ftype.llama_ftype()),
         ),
     ]

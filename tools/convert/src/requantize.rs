@@ -81,7 +81,9 @@ pub fn plan<'a>(
     // Copied in order, except the two keys llama.cpp's quantizer re-adds at the end.
     let mut metadata: Vec<(String, OwnedValue)> = file
         .metadata()
-        .filter(|(k, _)| !matches!(*k, "general.file_type" | "general.quantization_version"))
+        .filter(|(k, _)| {
+            *k != names::general::FILE_TYPE && *k != names::general::QUANTIZATION_VERSION
+        })
         .map(|(k, v)| (k.to_string(), v.to_owned_value()))
         .collect();
     metadata.extend(file_type_keys(ftype));

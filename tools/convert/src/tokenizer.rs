@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
+use edgegemma::gguf::names::tokenizer as tk;
 use edgegemma::gguf::{OwnedArray, OwnedValue};
 use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -260,24 +261,18 @@ pub fn load(
     }
 
     let mut metadata = vec![
+        (tk::MODEL.to_string(), OwnedValue::from("llama")),
+        (tk::PRE.to_string(), OwnedValue::from("default")),
         (
-            "tokenizer.ggml.model".to_string(),
-            OwnedValue::from("llama"),
-        ),
-        (
-            "tokenizer.ggml.pre".to_string(),
-            OwnedValue::from("default"),
-        ),
-        (
-            "tokenizer.ggml.tokens".to_string(),
+            tk::TOKENS.to_string(),
             OwnedValue::Array(OwnedArray::String(vocab.tokens.clone())),
         ),
         (
-            "tokenizer.ggml.scores".to_string(),
+            tk::SCORES.to_string(),
             OwnedValue::from(vocab.scores.clone()),
         ),
         (
-            "tokenizer.ggml.token_type".to_string(),
+            tk::TOKEN_TYPE.to_string(),
             OwnedValue::from(vocab.types.clone()),
         ),
     ];
@@ -318,13 +313,13 @@ struct SpecialTokens;
 
 /// (token type as tokenizer_config names it, GGUF key).
 const SPECIAL_KEYS: [(&str, &str); 7] = [
-    ("bos", "tokenizer.ggml.bos_token_id"),
-    ("eos", "tokenizer.ggml.eos_token_id"),
-    ("unk", "tokenizer.ggml.unknown_token_id"),
-    ("sep", "tokenizer.ggml.seperator_token_id"),
-    ("pad", "tokenizer.ggml.padding_token_id"),
-    ("cls", "tokenizer.ggml.cls_token_id"),
-    ("mask", "tokenizer.ggml.mask_token_id"),
+    ("bos", tk::BOS_ID),
+    ("eos", tk::EOS_ID),
+    ("unk", tk::UNK_ID),
+    ("sep", tk::SEP_ID),
+    ("pad", tk::PAD_ID),
+    ("cls", tk::CLS_ID),
+    ("mask", tk::MASK_ID),
 ];
 
 impl SpecialTokens {
@@ -404,26 +399,21 @@ impl SpecialTokens {
                 add.entry(typ).or_insert(v);
             }
         }
-        for typ in ["bos", "sep", "eos"] {
+        for (typ, key) in [
+            ("bos", tk::ADD_BOS),
+            ("sep", tk::ADD_SEP),
+            ("eos", tk::ADD_EOS),
+        ] {
             if let Some(&v) = add.get(typ) {
-                out.push((
-                    format!("tokenizer.ggml.add_{typ}_token"),
-                    OwnedValue::Bool(v),
-                ));
+                out.push((key.to_string(), OwnedValue::Bool(v)));
             }
         }
         // Gemma never prefixes a space (llama.cpp's Gemma converters say so explicitly).
-        out.push((
-            "tokenizer.ggml.add_space_prefix".to_string(),
-            OwnedValue::Bool(false),
-        ));
+        out.push((tk::ADD_SPACE_PREFIX.to_string(), OwnedValue::Bool(false)));
         // llama.cpp finds <end_of_turn> by text at load time; writing it saves every reader
         // that search (llama.cpp's Gemma 1 converter writes it too).
         if let Some(eot) = vocab.find("<end_of_turn>") {
-            out.push((
-                "tokenizer.ggml.eot_token_id".to_string(),
-                OwnedValue::U32(eot as u32),
-            ));
+            out.push((tk::EOT_ID.to_string(), OwnedValue::U32(eot as u32)));
         }
         Ok(out)
     }
@@ -522,9 +512,7 @@ fn chat_templates(
     let mut out = Vec::new();
     match template {
         None => {}
-        Some(Value::String(t)) => {
-            out.push(("tokenizer.chat_template".to_string(), OwnedValue::String(t)))
-        }
+        Some(Value::String(t)) => out.push((tk::CHAT_TEMPLATE.to_string(), OwnedValue::String(t))),
         Some(Value::Array(list)) => {
             let mut names = Vec::new();
             for entry in &list {
@@ -538,18 +526,15 @@ fn chat_templates(
                     ));
                 };
                 if name == "default" {
-                    out.push(("tokenizer.chat_template".to_string(), OwnedValue::from(t)));
+                    out.push((tk::CHAT_TEMPLATE.to_string(), OwnedValue::from(t)));
                 } else {
-                    out.push((
-                        format!("tokenizer.chat_template.{name}"),
-                        OwnedValue::from(t),
-                    ));
+                    out.push((tk::named_chat_template(name), OwnedValue::from(t)));
                     names.push(name.to_string());
                 }
             }
             if !names.is_empty() {
                 out.push((
-                    "tokenizer.chat_templates".to_string(),
+                    tk::CHAT_TEMPLATES.to_string(),
                     OwnedValue::Array(OwnedArray::String(names)),
                 ));
             }
