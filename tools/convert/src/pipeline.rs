@@ -218,19 +218,16 @@ pub fn write(mut plan: Plan, out: &Path, opts: &Options) -> Result<Summary> {
             first += n;
             if interrupted() {
                 bar.abandon();
-                return Err(Error::new(format!(
-                    "interrupted; removed {}",
-                    pending.temp_path().display()
-                )));
+                return Err(Error::at(
+                    out,
+                    "interrupted; not written (the temporary output is removed)",
+                ));
             }
         }
         w.end_tensor()?;
     }
     let file = w.finish()?;
-    let size = file
-        .metadata()
-        .map_err(|e| Error::io(pending.temp_path(), "cannot stat", e))?
-        .len();
+    let size = file.written();
     pending.commit(file)?;
     bar.finish_and_clear();
     summary.file_size = size;
