@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::arch::Arch;
 use crate::error::{Error, Result};
+use crate::validate;
 
 /// Hyperparameters of one checkpoint, already resolved to what the model computes.
 #[derive(Clone, Debug, PartialEq)]
@@ -63,7 +64,7 @@ pub struct ConfigFile {
 
 impl ConfigFile {
     pub fn read(path: &Path) -> Result<ConfigFile> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, "cannot read", e))?;
+        let bytes = validate::read_bounded(path, validate::MAX_CONFIG_BYTES)?;
         let value: Value = serde_json::from_slice(&bytes)
             .map_err(|e| Error::at(path, format!("not valid JSON: {e}")))?;
         match value {
@@ -168,7 +169,8 @@ impl Cfg<'_> {
                 .and_then(|x| usize::try_from(x).ok())
                 .filter(|&x| x > 0 && x <= u32::MAX as usize)
                 .map(Some)
-                .ok_or_else(|| self.err(format!("{key:?} must be a positive integer, found {v}"))),
+                .ok_or_else(|| self.err(format!("{key:?} must be a positive integer, found {v}")))
+                .and_then(|x| validate::config_int(self.path, key, x)),
         }
     }
 
@@ -185,7 +187,8 @@ impl Cfg<'_> {
                 .map(|x| x as f32)
                 .filter(|x| x.is_finite())
                 .map(Some)
-                .ok_or_else(|| self.err(format!("{key:?} must be a number, found {v}"))),
+                .ok_or_else(|| self.err(format!("{key:?} must be a number, found {v}")))
+                .and_then(|x| validate::config_float(self.path, key, v, x)),
         }
     }
 
@@ -488,7 +491,7 @@ impl Cfg<'_> {
         if let Some(types) = self.string_list("layer_types")? {
             if types.len() != n_layer {
                 return Err(self.err(format!(
-                    "\"layer_types\" has {} entries for {n_layer} layers",
+                    "\"layer_types\" has {} entries, but num_hidden_layers is {n_layer}",
                     types.len()
                 )));
             }
