@@ -1,8 +1,8 @@
-//! Crash safety of the output: SIGKILL at early, middle and late points of a conversion, a
-//! normal error half-way through, a full disk (ENOSPC on a small tmpfs) and a file-size
-//! limit (EFBIG) leave the destination absent or byte-equal to the previous complete file,
-//! never partial, and leave no temporary behind (the one exception, documented in
-//! `src/output.rs`: SIGKILL on the named-temporary fallback).
+//! Crash safety of the output: SIGKILL at early, middle and late points of a conversion
+//! (`hf`, and `quantize` half-way), a normal error half-way through, a full disk (ENOSPC on
+//! a small tmpfs) and a file-size limit (EFBIG) leave the destination absent or byte-equal
+//! to the previous complete file, never partial, and leave no temporary behind (the one
+//! exception, documented in `src/output.rs`: SIGKILL on the named-temporary fallback).
 //!
 //! The kill points are exact: `EDGEGEMMA_CONVERT_TEST_PAUSE_AT=N` makes the converter stop
 //! once N bytes of the output are written and say so on stderr; the test checks the
@@ -113,8 +113,11 @@ fn kill_at(args: &[&str], dir: &Path, at: u64, named_temp: bool) {
     }
     let mut child = cmd.spawn().unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
+    // Skip warnings (`quantize --allow-requantize` prints one) up to the pause line.
     let mut line = String::new();
-    err.read_line(&mut line).unwrap();
+    while err.read_line(&mut line).unwrap() > 0 && line.starts_with("warning: ") {
+        line.clear();
+    }
     assert_eq!(
         line.trim_end(),
         format!("edgegemma-convert: test pause after {at} bytes"),
@@ -182,6 +185,38 @@ fn sigkill_leaves_the_previous_file_or_nothing() {
             }
         }
     }
+
+    // `quantize` (GGUF to GGUF) writes through the same output: killed half-way over the
+    // previous file, which survives.
+    let requantized = dir.join("requantized.gguf");
+    let quantize_args = |out: &Path| -> Vec<String> {
+        [
+            "quantize",
+            reference.to_str().unwrap(),
+            "--allow-requantize",
+            "-o",
+            out.to_str().unwrap(),
+            "-t",
+            "q4_0",
+            "-q",
+            "--force",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let args = quantize_args(&requantized);
+    convert_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let half = std::fs::metadata(&requantized).unwrap().len() / 2;
+    std::fs::write(&dest, &previous_bytes).unwrap();
+    let args = quantize_args(&dest);
+    kill_at(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &outs,
+        half,
+        false,
+    );
+    assert!(std::fs::read(&dest).unwrap() == previous_bytes);
+    assert_eq!(listing(&outs), ["out.gguf"]);
 
     // Not killed: the new complete file replaces the previous one, nothing else remains.
     for named_temp in [false, true] {
