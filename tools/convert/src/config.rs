@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use edgegemma::gguf::names::Arch;
 
 use crate::error::{Error, Result};
+use crate::validate;
 
 /// `architectures[0]` values this converter reads.
 pub const SUPPORTED_HF: [&str; 5] = [
@@ -85,7 +86,7 @@ pub struct ConfigFile {
 
 impl ConfigFile {
     pub fn read(path: &Path) -> Result<ConfigFile> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, "cannot read", e))?;
+        let bytes = validate::read_bounded(path, validate::MAX_CONFIG_BYTES)?;
         let value: Value = serde_json::from_slice(&bytes)
             .map_err(|e| Error::at(path, format!("not valid JSON: {e}")))?;
         match value {
@@ -190,7 +191,8 @@ impl Cfg<'_> {
                 .and_then(|x| usize::try_from(x).ok())
                 .filter(|&x| x > 0 && x <= u32::MAX as usize)
                 .map(Some)
-                .ok_or_else(|| self.err(format!("{key:?} must be a positive integer, found {v}"))),
+                .ok_or_else(|| self.err(format!("{key:?} must be a positive integer, found {v}")))
+                .and_then(|x| validate::config_int(self.path, key, x)),
         }
     }
 
@@ -207,7 +209,8 @@ impl Cfg<'_> {
                 .map(|x| x as f32)
                 .filter(|x| x.is_finite())
                 .map(Some)
-                .ok_or_else(|| self.err(format!("{key:?} must be a number, found {v}"))),
+                .ok_or_else(|| self.err(format!("{key:?} must be a number, found {v}")))
+                .and_then(|x| validate::config_float(self.path, key, v, x)),
         }
     }
 
@@ -510,7 +513,7 @@ impl Cfg<'_> {
         if let Some(types) = self.string_list("layer_types")? {
             if types.len() != n_layer {
                 return Err(self.err(format!(
-                    "\"layer_types\" has {} entries for {n_layer} layers",
+                    "\"layer_types\" has {} entries, but num_hidden_layers is {n_layer}",
                     types.len()
                 )));
             }

@@ -13,6 +13,7 @@ use crate::pipeline::{Job, Plan};
 use crate::recipe::{self, FileType};
 use crate::source::SafetensorsSet;
 use crate::tokenizer::{self, Tokenizer};
+use crate::validate;
 
 /// An opened model folder: config, mapped weights, tokenizer.
 pub struct HfModel {
@@ -73,6 +74,7 @@ impl HfModel {
         let config = ConfigFile::read(&config_path)?;
         let hparams = config.hparams()?;
         let weights = SafetensorsSet::open(dir)?;
+        validate::config_against_tensors(&config_path, &hparams, &weights)?;
         let tokenizer = tokenizer::load(
             dir,
             &config,

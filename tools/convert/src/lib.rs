@@ -13,5 +13,6 @@ pub mod requantize;
 pub mod source;
 pub mod spm;
 pub mod tokenizer;
+pub mod validate;
 
 pub use error::{Error, Result};

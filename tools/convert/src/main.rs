@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use edgegemma_convert::hf::HfModel;
-use edgegemma_convert::output::{check_destination, install_interrupt_handler};
+use edgegemma_convert::output::{
+    check_destination, ignore_file_size_signal, install_interrupt_handler,
+};
 use edgegemma_convert::pipeline::{self, Options};
 use edgegemma_convert::recipe::FileType;
 use edgegemma_convert::{requantize, Result};
@@ -93,6 +95,7 @@ fn run(cli: Cli) -> Result<()> {
     if !opts.dry_run {
         check_destination(&common.output, opts.force)?;
         install_interrupt_handler();
+        ignore_file_size_signal();
     }
     match &cli.command {
         Command::Hf { model_dir, common } => {

@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::output::{interrupted, PendingOutput};
 use crate::source::TensorSource;
+use crate::validate;
 
 /// f32 elements converted per chunk (16 MiB of f32).
 const CHUNK_ELEMS: usize = 1 << 22;
@@ -77,6 +78,10 @@ impl Summary {
     pub fn bits_per_weight(&self) -> f64 {
         self.tensor_bytes as f64 * 8.0 / self.elements.max(1) as f64
     }
+}
+
+fn is_float(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
 }
 
 fn build_writer(out: &Path, plan: &mut Plan) -> Result<GgufWriter> {
@@ -201,6 +206,17 @@ pub fn write(mut plan: Plan, out: &Path, opts: &Options) -> Result<Summary> {
             } else {
                 f32buf.resize(n * row_len, 0.0);
                 job.source.read_f32(first, &mut f32buf)?;
+                if !is_float(job.ty) {
+                    if let Some((r, c, v)) = validate::first_non_finite(&f32buf, row_len) {
+                        return Err(Error::new(format!(
+                            "{}: tensor {:?} row {} column {c} is {v}; only finite weights can be quantized to {}",
+                            plan.input,
+                            job.name,
+                            first + r,
+                            job.ty
+                        )));
+                    }
+                }
                 qbuf.resize(n * row_bytes, 0);
                 qbuf.par_chunks_mut(row_bytes)
                     .zip(f32buf.par_chunks(row_len))
@@ -218,19 +234,16 @@ pub fn write(mut plan: Plan, out: &Path, opts: &Options) -> Result<Summary> {
             first += n;
             if interrupted() {
                 bar.abandon();
-                return Err(Error::new(format!(
-                    "interrupted; removed {}",
-                    pending.temp_path().display()
-                )));
+                return Err(Error::at(
+                    out,
+                    "interrupted; not written (the temporary output is removed)",
+                ));
             }
         }
         w.end_tensor()?;
     }
     let file = w.finish()?;
-    let size = file
-        .metadata()
-        .map_err(|e| Error::io(pending.temp_path(), "cannot stat", e))?
-        .len();
+    let size = file.written();
     pending.commit(file)?;
     bar.finish_and_clear();
     summary.file_size = size;

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::arch::Transform;
 use crate::error::{Error, Result};
+use crate::validate;
 
 /// A tensor's rows, as the GGUF will hold them, produced on demand.
 pub trait TensorSource: Sync {
@@ -119,7 +120,7 @@ impl SafetensorsSet {
         let single = dir.join("model.safetensors");
         let index = dir.join("model.safetensors.index.json");
         let files: Vec<PathBuf> = if index.is_file() {
-            let bytes = std::fs::read(&index).map_err(|e| Error::io(&index, "cannot read", e))?;
+            let bytes = validate::read_bounded(&index, validate::MAX_INDEX_BYTES)?;
             let v: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::at(&index, format!("not valid JSON: {e}")))?;
             let map = v
@@ -162,6 +163,7 @@ impl SafetensorsSet {
             // SAFETY: the file is only read; a concurrent writer truncating it could fault the
             // process, the usual caveat of mapping a file, accepted for model files.
             let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(&path, "cannot map", e))?;
+            validate::safetensors_header(&path, &map)?;
             let (header_len, meta) = SafeTensors::read_metadata(&map)
                 .map_err(|e| Error::at(&path, format!("not a valid safetensors file: {e}")))?;
             let data_start = 8 + header_len;

@@ -318,10 +318,10 @@ fn interrupt_leaves_nothing_behind() {
             .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp"))
     };
     let start = Instant::now();
-    while !tmp_exists() {
+    while !writing_output_in(child.id(), &dir) {
         assert!(
             start.elapsed() < Duration::from_secs(60),
-            "no temporary file appeared"
+            "no output was being written"
         );
         assert!(
             child.try_wait().unwrap().is_none(),

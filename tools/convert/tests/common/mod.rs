@@ -152,3 +152,30 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Names in `dir` that look like a converter temporary (`.<name>.<pid>.tmp`).
+pub fn temporaries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect()
+}
+
+/// Whether process `pid` is writing an output in `dir`: it holds a named temporary there,
+/// or (Linux `O_TMPFILE`) an unnamed file of that folder, which `/proc` shows as
+/// `dir/#inode (deleted)`.
+pub fn writing_output_in(pid: u32, dir: &Path) -> bool {
+    if !temporaries(dir).is_empty() {
+        return true;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    let dir = dir.canonicalize().unwrap();
+    fds.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .any(|target| {
+            target.parent() == Some(dir.as_path())
+                && target.to_string_lossy().ends_with(" (deleted)")
+        })
+}
