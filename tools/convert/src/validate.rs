@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use safetensors::Dtype;
 use serde_json::Value;
 
-use crate::arch::Arch;
+use edgegemma::gguf::names::Arch;
 use crate::config::HParams;
 use crate::error::{Error, Result};
 use crate::source::{SafetensorsSet, StEntry};
