@@ -56,6 +56,7 @@ fn main() {
 
     let mut c = Criterion::default().configure_from_args();
     eprintln!("e2e: kernels {}", edgegemma::kernels::kernels().name);
+    eprintln!("e2e: {}", edgegemma::probe::CpuInfo::detect().summary());
     for ty in [GgmlType::Q4_0, GgmlType::Q8_0] {
         let fmt = ty.to_string().to_lowercase();
         let path = dir.path().join(format!("tiny-{fmt}.gguf"));
