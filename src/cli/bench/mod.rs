@@ -184,13 +184,10 @@ pub fn run(args: &BenchArgs) -> CliResult {
 }
 
 #[cfg(test)]
-#[path = "../../../benches/common/tiny_gguf.rs"]
-mod tiny_gguf;
-
-#[cfg(test)]
 mod tests {
     use super::report::CSV_FIELDS;
     use super::*;
+    use edgegemma_test_support::tiny_gguf;
     use std::io::Write;
     use std::path::Path;
 
