@@ -239,6 +239,7 @@ fn main() {
         "attention, one layer, f16 cache, path {}",
         edgegemma::kernels::kernels().name
     );
+    println!("{}", edgegemma::probe::CpuInfo::detect().summary());
     println!("| shape | test | threads | old ms | new ms | old/new |");
     println!("|---|---|---|---|---|---|");
     for &t in &threads {

@@ -1,6 +1,6 @@
 //! End-to-end speed of the whole forward pass on a small random Gemma 3-shaped model
-//! (`common/tiny_gguf.rs`, written at start-up into a temp dir), so a regression anywhere in
-//! the decode or prefill path shows in `cargo bench`:
+//! (`edgegemma_test_support::tiny_gguf`, written at start-up into a temp dir), so a regression
+//! anywhere in the decode or prefill path shows in `cargo bench`:
 //!
 //! - `e2e/decode/<fmt>/<threads>t`: one decode step (one token in, logits out), at context
 //!   positions 64..320 (the context is refilled, untimed, when it reaches the end);
@@ -16,10 +16,7 @@ use edgegemma::kv::CacheType;
 use edgegemma::model::{LanguageModel, RunConfig};
 use std::time::{Duration, Instant};
 
-#[path = "common/tiny_gguf.rs"]
-mod tiny_gguf;
-
-use tiny_gguf::{TempDir, TinyShape};
+use edgegemma_test_support::tiny_gguf::{self, TempDir, TinyShape};
 
 const PREFIX: usize = 64;
 const DECODE_SPAN: usize = 256;
@@ -56,6 +53,7 @@ fn main() {
 
     let mut c = Criterion::default().configure_from_args();
     eprintln!("e2e: kernels {}", edgegemma::kernels::kernels().name);
+    eprintln!("e2e: {}", edgegemma::probe::CpuInfo::detect().summary());
     for ty in [GgmlType::Q4_0, GgmlType::Q8_0] {
         let fmt = ty.to_string().to_lowercase();
         let path = dir.path().join(format!("tiny-{fmt}.gguf"));

@@ -12,6 +12,7 @@
 //! less; wall clock for the pool).
 
 use edgegemma::kernels::{self, formats, matmul_with, GgmlType, QuantizedActs, WeightMatrix};
+use edgegemma::probe;
 use std::time::Instant;
 
 /// (cols, rows): Gemma 3 270M FFN up/gate, down, q, k/v projections.
@@ -33,31 +34,10 @@ const FORMATS: [GgmlType; 11] = [
     GgmlType::F32,
 ];
 
-/// CPU time this thread has run, in ns (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, Linux).
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+/// CPU time this thread has run, in ns (`edgegemma::probe::thread_cpu_ns`; 0 where the
+/// platform has no per-thread clock).
 fn thread_cpu_ns() -> u64 {
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: i64,
-        tv_nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut t = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `t` is a valid timespec (64-bit time_t and long on the 64-bit Linux targets).
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    assert_eq!(rc, 0);
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}
-
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-fn thread_cpu_ns() -> u64 {
-    Instant::now().elapsed().as_nanos() as u64
+    probe::thread_cpu_ns().unwrap_or(0)
 }
 
 /// Deterministic pseudo-random gaussian-ish values.
@@ -137,6 +117,7 @@ fn main() {
         "gemm bench: path {}, {tokens} tokens; GOP/s (1 thread: thread CPU time; 2 threads: wall)",
         k.name
     );
+    println!("{}", probe::CpuInfo::detect().summary());
     println!(
         "{:<6} {:>12} {:>10} {:>10} {:>8} {:>12}",
         "format", "cols x rows", "decode-1t", "gemm-1t", "ratio", "matmul-2t"

@@ -12,9 +12,9 @@
 //!
 //! After criterion's own report a table is printed: GB/s per format and shape for 1 and 2
 //! threads and the ratio to the read bandwidth over the same bytes with the same thread count,
-//! measured right after each case by the probe of `edgegemma bench --mem-bw` (same method:
-//! one contiguous share per thread, u64 sums with eight accumulators, best of 8 passes). `EDGEGEMMA_KERNELS` picks the
-//! kernel path as for the runtime.
+//! measured right after each case by `edgegemma::probe`, the probe of `edgegemma bench --mem-bw`
+//! (one contiguous share per thread, u64 sums with eight accumulators, best of 8 passes).
+//! `EDGEGEMMA_KERNELS` picks the kernel path as for the runtime.
 //!
 //! `EDGEGEMMA_BENCH_CLOCK=cpu` times the one-thread cases (matvec and read) by the thread's
 //! CPU time instead of the wall clock: on a machine shared with other busy processes the wall
@@ -22,6 +22,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use edgegemma::kernels::{self, formats, matmul, GgmlType, QuantizedActs, WeightMatrix};
+use edgegemma::probe;
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Mutex;
@@ -74,40 +75,16 @@ fn cpu_clock() -> bool {
     std::env::var("EDGEGEMMA_BENCH_CLOCK").is_ok_and(|v| v == "cpu")
 }
 
-/// CPU time this thread has run, in ns (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, Linux).
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-fn thread_cpu_ns() -> Option<u64> {
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: i64,
-        tv_nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
-    }
-    const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    let mut t = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `t` is a valid timespec (64-bit time_t and long on the 64-bit Linux targets).
-    let rc = unsafe { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &mut t) };
-    (rc == 0).then(|| t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64)
-}
-
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-fn thread_cpu_ns() -> Option<u64> {
-    None
-}
-
 /// Times `f` by the wall clock, or for one thread with `EDGEGEMMA_BENCH_CLOCK=cpu` by this
 /// thread's CPU time (falling back to the wall clock where that is not available).
 fn timed(threads: usize, f: impl FnOnce()) -> Duration {
-    let cpu0 = (threads == 1 && cpu_clock()).then(thread_cpu_ns).flatten();
+    let cpu0 = (threads == 1 && cpu_clock())
+        .then(probe::thread_cpu_ns)
+        .flatten();
     let t = Instant::now();
     f();
     let wall = t.elapsed();
-    match (cpu0, cpu0.and(thread_cpu_ns())) {
+    match (cpu0, cpu0.and(probe::thread_cpu_ns())) {
         (Some(a), Some(b)) => Duration::from_nanos(b.saturating_sub(a)),
         _ => wall,
     }
@@ -159,67 +136,13 @@ fn copies_for(bytes: usize) -> usize {
     SPAN_BYTES.div_ceil(bytes.max(1))
 }
 
-/// The read-bandwidth probe of `edgegemma bench --mem-bw` (src/cli/bench.rs
-/// `measure_read_bw`), by the same method: a buffer of u64 words (written, so every page is
-/// backed), split into one contiguous share per thread, each summed with eight independent
-/// accumulators compiled for AVX2; one warm-up pass, then the best of 8. The buffer here is
-/// the bytes the matvec cycles through (its copies), at least 32 MiB as there.
+/// The read-bandwidth probe of `edgegemma bench --mem-bw` (`edgegemma::probe`), over the
+/// bytes the matvec cycles through (its copies), timed as the matvec is: seconds per byte of
+/// each of its passes.
 fn read_bw_probe(bytes: usize, threads: usize, pool: &rayon::ThreadPool) -> Vec<f64> {
-    use rayon::prelude::*;
-    const REPS: usize = 8;
-    let words = bytes.max(32 << 20) / 8;
-    let buf: Vec<u64> = (0..words as u64).collect();
-    let chunk = words.div_ceil(threads);
-    let mut secs = Vec::new();
     pool.install(|| {
-        for rep in 0..=REPS {
-            let el = timed(threads, || {
-                let sum: u64 = if threads == 1 {
-                    sum_words_fast(&buf)
-                } else {
-                    buf.par_chunks(chunk)
-                        .map(sum_words_fast)
-                        .reduce(|| 0, u64::wrapping_add)
-                };
-                black_box(sum);
-            });
-            if rep > 0 {
-                // Seconds per byte, so buffers of different sizes compare.
-                secs.push(el.as_secs_f64() / (words * 8) as f64);
-            }
-        }
-    });
-    secs
-}
-
-/// As bench.rs: [`sum_words`] with the widest loads the CPU has.
-fn sum_words_fast(w: &[u64]) -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 was detected on this CPU.
-        return unsafe { sum_words_avx2(w) };
-    }
-    sum_words(w)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn sum_words_avx2(w: &[u64]) -> u64 {
-    sum_words(w)
-}
-
-/// Sum with eight independent accumulators, so the loop is bound by loads, not by an add chain.
-#[inline(always)]
-fn sum_words(w: &[u64]) -> u64 {
-    let mut acc = [0u64; 8];
-    let mut it = w.chunks_exact(8);
-    for c in &mut it {
-        for (a, &x) in acc.iter_mut().zip(c) {
-            *a = a.wrapping_add(x);
-        }
-    }
-    let tail = it.remainder().iter().fold(0u64, |a, &x| a.wrapping_add(x));
-    acc.iter().fold(tail, |a, &x| a.wrapping_add(x))
+        probe::read_pass_secs_per_byte(bytes as u64, |pass| timed(threads, pass).as_secs_f64())
+    })
 }
 
 fn pool(threads: usize) -> rayon::ThreadPool {
@@ -309,7 +232,7 @@ fn bench_read(c: &mut Criterion, pools: &[(usize, rayon::ThreadPool)]) {
                     pool.install(|| {
                         b.iter(|| {
                             buf.par_chunks(chunk)
-                                .map(sum_words_fast)
+                                .map(probe::sum_words)
                                 .reduce(|| 0, u64::wrapping_add)
                         })
                     })
@@ -403,6 +326,7 @@ fn summary() {
         "\nmatvec summary (kernels: {}; {clock}; GB/s of weight bytes, median of criterion's samples;",
         k.name
     );
+    println!("{}", probe::CpuInfo::detect().summary());
     println!(
         "each call streams its matrix from DRAM: calls cycle through copies spanning {} MiB;",
         SPAN_BYTES >> 20

@@ -9,6 +9,7 @@ pub mod kv;
 pub mod model;
 pub mod npy;
 pub mod ops;
+pub mod probe;
 pub mod prompt_cache;
 pub mod sampler;
 #[cfg(feature = "server")]

@@ -10,7 +10,8 @@ pub use crate::kernels::vecops::{vec_ops, VecOps};
 /// `√(2/π)`, the constant of the tanh GELU.
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 
-/// The tanh approximation of GELU that every Gemma uses (never the erf form; PITFALLS §6), one
+/// The tanh approximation of GELU that every Gemma uses (never the erf form, even where a
+/// Gemma 1 config says `hidden_act: "gelu"`; the two differ by ~0.005), one
 /// value, libm's tanh (the slices go through [`VecOps::gelu`]).
 #[inline]
 pub fn gelu_tanh(x: f32) -> f32 {

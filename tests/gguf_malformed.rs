@@ -3,13 +3,14 @@
 //! not a panic, one line on stderr). Every case changes one thing in a small valid file,
 //! and the valid file itself is checked to open, so each error is the intended one.
 
-mod gguf_util;
-
 use std::path::Path;
 use std::process::Command;
 
 use edgegemma::gguf::{GgmlType, GgufFile, Value};
-use gguf_util::{array_payload, enc_str, kv, kv_u32, scratch_dir, str_array_elems, vt, RawGguf};
+use edgegemma_test_support::raw_gguf::{
+    array_payload, enc_str, kv, kv_u32, str_array_elems, vt, RawGguf,
+};
+use edgegemma_test_support::scratch_dir;
 
 struct Case {
     name: &'static str,
@@ -401,7 +402,7 @@ fn inspect_fails_cleanly(path: &Path, what: &str) -> String {
 
 #[test]
 fn the_base_file_of_the_corpus_is_valid() {
-    let dir = scratch_dir("malformed-base");
+    let dir = scratch_dir!("malformed-base");
     let path = dir.join("valid.gguf");
     std::fs::write(&path, RawGguf::valid().build()).unwrap();
     let f = GgufFile::open(&path).expect("base file must open");
@@ -427,7 +428,7 @@ fn the_base_file_of_the_corpus_is_valid() {
 
 #[test]
 fn malformed_corpus_fails_cleanly_in_library_and_cli() {
-    let dir = scratch_dir("malformed");
+    let dir = scratch_dir!("malformed");
     let cases = corpus();
     assert!(cases.len() >= 25, "corpus has only {} files", cases.len());
     let mut names = std::collections::HashSet::new();
@@ -458,7 +459,7 @@ fn malformed_corpus_fails_cleanly_in_library_and_cli() {
 
 #[test]
 fn missing_file_and_directory_fail_cleanly() {
-    let dir = scratch_dir("malformed-paths");
+    let dir = scratch_dir!("malformed-paths");
     let missing = dir.join("does-not-exist.gguf");
     let err = GgufFile::open(&missing).err().unwrap().to_string();
     assert!(err.contains("cannot open"), "{err}");
@@ -470,7 +471,7 @@ fn missing_file_and_directory_fail_cleanly() {
 
 #[test]
 fn every_strict_prefix_of_a_valid_file_is_rejected() {
-    let dir = scratch_dir("malformed-prefixes");
+    let dir = scratch_dir!("malformed-prefixes");
     let full = RawGguf::valid().build();
     let path = dir.join("prefix.gguf");
     for len in 0..full.len() {
@@ -486,7 +487,7 @@ fn every_strict_prefix_of_a_valid_file_is_rejected() {
 /// not panic, and what it accepts must be consistent (tensor rows readable).
 #[test]
 fn byte_mutations_of_the_header_never_panic() {
-    let dir = scratch_dir("malformed-mutations");
+    let dir = scratch_dir!("malformed-mutations");
     let (full, m) = RawGguf::valid().build_marked();
     let path = dir.join("mutated.gguf");
     let mut accepted = 0;
@@ -516,7 +517,7 @@ fn byte_mutations_of_the_header_never_panic() {
 #[test]
 fn a_tensor_may_sit_before_another_in_the_data_section() {
     // Order in the data section need not follow the order of descriptions.
-    let dir = scratch_dir("malformed-order");
+    let dir = scratch_dir!("malformed-order");
     let mut g = RawGguf::valid();
     g.tensors[0].offset = 64;
     g.tensors[1].offset = 0;

@@ -1,15 +1,13 @@
 //! Writer -> reader round trips, typed getters, writer misuse, and gguf-rs as an
 //! independent second reader of what our writer produces.
 
-mod gguf_util;
-
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use edgegemma::gguf::{
     GgmlType, GgufFile, GgufWriter, OwnedArray, OwnedValue, Value, ValueType, DEFAULT_ALIGNMENT,
 };
-use gguf_util::scratch_dir;
+use edgegemma_test_support::scratch_dir;
 
 /// Deterministic filler bytes (xorshift), different per seed.
 fn bytes(seed: u64, n: usize) -> Vec<u8> {
@@ -195,7 +193,7 @@ fn check_read_back(path: &Path, datas: &[Vec<u8>], alignment: u64) -> GgufFile {
 
 #[test]
 fn round_trip_default_and_custom_alignment() {
-    let dir = scratch_dir("roundtrip");
+    let dir = scratch_dir!("roundtrip");
     for alignment in [None, Some(64u32), Some(1), Some(4096)] {
         let path: PathBuf = dir.join(format!("rt-{alignment:?}.gguf"));
         let datas = write_file(&path, alignment);
@@ -216,7 +214,7 @@ fn an_open_file_can_be_shared_across_threads() {
 
 #[test]
 fn empty_file_round_trip() {
-    let dir = scratch_dir("roundtrip-empty");
+    let dir = scratch_dir!("roundtrip-empty");
     let path = dir.join("empty.gguf");
     let d = GgufWriter::new(&path)
         .begin(File::create(&path).unwrap())
@@ -229,7 +227,7 @@ fn empty_file_round_trip() {
 
 #[test]
 fn typed_getters_convert_losslessly_and_name_key_and_file() {
-    let dir = scratch_dir("roundtrip-getters");
+    let dir = scratch_dir!("roundtrip-getters");
     let path = dir.join("getters.gguf");
     let datas = write_file(&path, None);
     let f = check_read_back(&path, &datas, DEFAULT_ALIGNMENT);
@@ -345,7 +343,7 @@ fn err<T>(r: Result<T, edgegemma::gguf::GgufError>) -> String {
 
 #[test]
 fn writer_rejects_misuse() {
-    let dir = scratch_dir("roundtrip-misuse");
+    let dir = scratch_dir!("roundtrip-misuse");
     let path = dir.join("misuse.gguf");
     let mut w = GgufWriter::new(&path);
     w.add_metadata("a.b", 1u32).unwrap();
@@ -407,7 +405,7 @@ fn writer_rejects_misuse() {
 /// sizes it computes correctly: it guesses block sizes from the type id range).
 #[test]
 fn gguf_rs_reads_our_files() {
-    let dir = scratch_dir("roundtrip-gguf-rs");
+    let dir = scratch_dir!("roundtrip-gguf-rs");
     let path = dir.join("for-gguf-rs.gguf");
     let specs: &[(&str, GgmlType, &[u64])] = &[
         ("f32", GgmlType::F32, &[3, 2]),

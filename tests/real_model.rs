@@ -15,7 +15,6 @@ use edgegemma::gguf::{GgmlType, GgufFile};
 use edgegemma::kernels::formats::dequantize_row;
 use serde_json::Value as Json;
 
-const MODEL_FILE: &str = "gemma3-270m-q4_k_m.gguf";
 const HASHES: &str = "tests/data/gemma3-270m-dequant-hashes.json";
 
 fn find_gguf_under(dir: &Path, depth: usize) -> Option<PathBuf> {
@@ -41,28 +40,18 @@ fn find_gguf_under(dir: &Path, depth: usize) -> Option<PathBuf> {
 
 /// The real model's path, or `None` (after saying why) when it is not available.
 fn real_model() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("EDGEGEMMA_REAL_MODEL").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        // Asked for explicitly: a wrong path is a failure, not a skip.
-        assert!(
-            p.is_file(),
-            "EDGEGEMMA_REAL_MODEL={} is not a file",
-            p.display()
-        );
+    if let Some(p) = edgegemma_test_support::real_model() {
         return Some(p);
     }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let default = repo.join("models/real").join(MODEL_FILE);
-    if default.is_file() {
-        return Some(default);
-    }
+    let repo = edgegemma_test_support::repo_root();
     if let Some(p) = find_gguf_under(&repo.join(".venv"), 6) {
         return Some(p);
     }
     eprintln!(
         "SKIPPED: real Gemma 3 270M GGUF not found (set EDGEGEMMA_REAL_MODEL or run \
          tools/fetch-real-model.sh to create {})",
-        default.display()
+        repo.join(edgegemma_test_support::REAL_MODEL_DEFAULT)
+            .display()
     );
     None
 }

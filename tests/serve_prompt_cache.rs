@@ -10,21 +10,7 @@ use edgegemma::gguf::GgufFile;
 use edgegemma::model::gemma::Gemma;
 use edgegemma::model::{LanguageModel, RunConfig};
 use edgegemma::prompt_cache::{PromptCache, Reuse};
-use std::path::PathBuf;
-
-fn real_model() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("EDGEGEMMA_REAL_MODEL").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "EDGEGEMMA_REAL_MODEL={} is not a file",
-            p.display()
-        );
-        return Some(p);
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/real/gemma3-270m-q4_k_m.gguf");
-    p.is_file().then_some(p)
-}
+use edgegemma_test_support::real_model;
 
 fn tokens(n: usize, salt: u32) -> Vec<u32> {
     // Ordinary vocabulary ids (past the special and byte pieces), varied.

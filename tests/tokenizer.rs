@@ -407,26 +407,15 @@ fn bad_vocabularies_are_refused_with_a_reason() {
 /// The real model's path, or `None` (after saying why) when it is absent. A path given in
 /// `EDGEGEMMA_REAL_MODEL` must exist: asked for explicitly, a missing file is a failure.
 fn real_model() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("EDGEGEMMA_REAL_MODEL").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        assert!(
-            p.is_file(),
-            "EDGEGEMMA_REAL_MODEL={} is not a file",
-            p.display()
+    let found = edgegemma_test_support::real_model();
+    if found.is_none() {
+        eprintln!(
+            "SKIPPED: real Gemma 3 model not found at {} (set EDGEGEMMA_REAL_MODEL or run \
+             tools/fetch-real-model.sh)",
+            edgegemma_test_support::REAL_MODEL_DEFAULT
         );
-        return Some(p);
     }
-    let default =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/real/gemma3-270m-q4_k_m.gguf");
-    if default.is_file() {
-        return Some(default);
-    }
-    eprintln!(
-        "SKIPPED: real Gemma 3 model not found at {} (set EDGEGEMMA_REAL_MODEL or run \
-         tools/fetch-real-model.sh)",
-        default.display()
-    );
-    None
+    found
 }
 
 fn reference() -> Value {

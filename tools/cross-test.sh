@@ -4,7 +4,8 @@
 #   cortex-a72  Raspberry Pi 4      paths scalar, neon
 #   cortex-a76  Raspberry Pi 5      paths scalar, neon, dotprod
 #   max         recent phones       paths scalar, neon, dotprod, i8mm
-# Installs the Debian cross toolchain and qemu when missing (shared/docs AARCH64.md recipe).
+# Installs the Debian cross toolchain and qemu when missing (Debian's rustc-web with the arm64
+# std, gcc-aarch64-linux-gnu, qemu-user-static; see CONTRIBUTING.md).
 # Test binaries are linked statically: dynamically linked ones hang in qemu-user at their
 # first thread. Doctests cannot run through the runner, so only --lib --tests.
 #

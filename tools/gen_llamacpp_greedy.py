@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Greedy continuations of the real Gemma 3 270M from llama.cpp (llama-cpp-python), the
-expected ids for `tools/convert/tests/real_greedy.rs`.
+expected ids for `tests/e2e/tests/real_greedy.rs`.
 
 For the shipped Q4_K_M file and for Q8_0 / Q4_0 / F32 files requantized (dequantized) from it
 by `edgegemma-convert quantize --allow-requantize` (the test makes the same files and checks

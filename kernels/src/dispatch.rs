@@ -363,15 +363,20 @@ pub fn select() -> Result<&'static Kernels, SelectError> {
         .clone()
 }
 
-/// The kernel table for this process, chosen on first use (see [`select`]). A refused
-/// `EDGEGEMMA_KERNELS` is a deliberate debugging setting gone wrong: it is reported on stderr
-/// and the process exits with status 2 rather than silently running another path.
+/// The kernel table for this process, chosen on first use (see [`select`]). A library never
+/// ends its host process: when `EDGEGEMMA_KERNELS` is refused, this says so on stderr (once)
+/// and uses the best path. Programs call [`select`] at start-up to refuse a bad override
+/// as an error instead (`edgegemma`, `edgegemma-convert` and the C API do).
 pub fn kernels() -> &'static Kernels {
     match select() {
         Ok(k) => k,
         Err(e) => {
-            eprintln!("edgegemma: error: {e}");
-            std::process::exit(2);
+            let best = table(best_path()).expect("best_path only returns available paths");
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                eprintln!("edgegemma: warning: {e}; using the {} kernels", best.name);
+            });
+            best
         }
     }
 }

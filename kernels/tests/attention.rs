@@ -19,21 +19,7 @@
 use edgegemma_kernels::attention::{self, reference, Attention, KvCache, KvFormat};
 use edgegemma_kernels::dispatch::{self, Kernels};
 use edgegemma_kernels::formats::{self, BlockQ8_0};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    /// Uniform in [-1, 1).
-    fn f(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-}
+use edgegemma_test_support::rng::Rng;
 
 /// Encodes `x` (one head vector) in `format`, returning the bytes and the decoded values.
 fn encode(format: KvFormat, x: &[f32]) -> (Vec<u8>, Vec<f32>) {
@@ -89,7 +75,7 @@ impl Case {
         let mut rng = Rng(seed | 1);
         let total = self.pos0 + self.n;
         let q: Vec<f32> = (0..self.n * self.n_head * self.hd)
-            .map(|_| 2.0 * rng.f())
+            .map(|_| 2.0 * rng.uniform(-1.0, 1.0))
             .collect();
         let (mut k, mut v, mut kb, mut vb) = (vec![], vec![], vec![], vec![]);
         for p in 0..total {
@@ -97,8 +83,8 @@ impl Case {
             for _ in 0..self.n_head_kv {
                 // A few positions get large keys so some weights underflow and the maxima move.
                 let big = if p % 7 == 3 { 6.0 } else { 1.5 };
-                let kx: Vec<f32> = (0..self.hd).map(|_| big * rng.f()).collect();
-                let vx: Vec<f32> = (0..self.hd).map(|_| rng.f()).collect();
+                let kx: Vec<f32> = (0..self.hd).map(|_| big * rng.uniform(-1.0, 1.0)).collect();
+                let vx: Vec<f32> = (0..self.hd).map(|_| rng.uniform(-1.0, 1.0)).collect();
                 let (b, d) = encode(self.format, &kx);
                 kbp.extend(b);
                 kp.extend(d);

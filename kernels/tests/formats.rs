@@ -7,6 +7,7 @@ use edgegemma_kernels::formats::{
     FormatError,
 };
 use edgegemma_kernels::GgmlType;
+use edgegemma_test_support::rng::Rng;
 use std::mem::{align_of, offset_of, size_of};
 
 const WEIGHT_TYPES: [GgmlType; 11] = [
@@ -22,28 +23,6 @@ const WEIGHT_TYPES: [GgmlType; 11] = [
     GgmlType::Q5_K,
     GgmlType::Q6_K,
 ];
-
-/// Deterministic gaussian samples (xorshift64* + Box-Muller), no extra crates.
-struct Rng(u64);
-
-impl Rng {
-    fn next_f64(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let r = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        ((r >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn gauss(&mut self) -> f32 {
-        let (u, v) = (self.next_f64(), self.next_f64());
-        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
-    }
-
-    fn gauss_vec(&mut self, n: usize, sigma: f32) -> Vec<f32> {
-        (0..n).map(|_| self.gauss() * sigma).collect()
-    }
-}
 
 /// Byte buffer with 8-byte alignment, so typed casts in tests always succeed.
 fn aligned_bytes(len: usize) -> Vec<u64> {

@@ -12,6 +12,7 @@
 use edgegemma_kernels::dispatch::{self, Kernels, Path};
 use edgegemma_kernels::formats::{self, q4_k::get_scale_min_k4, vec_dot_type};
 use edgegemma_kernels::{matmul_with, GgmlType, QuantizedActs, WeightMatrix};
+use edgegemma_test_support::rng::Rng;
 
 const WEIGHT_TYPES: [GgmlType; 11] = [
     GgmlType::Q8_0,
@@ -26,31 +27,6 @@ const WEIGHT_TYPES: [GgmlType; 11] = [
     GgmlType::BF16,
     GgmlType::F32,
 ];
-
-/// Deterministic random numbers (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn unit(&mut self) -> f64 {
-        ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-    fn gauss(&mut self) -> f32 {
-        let (u, v) = (self.unit(), self.unit());
-        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
-    }
-    fn int(&mut self, lo: i32, hi: i32) -> i32 {
-        lo + (self.next() % (hi - lo + 1) as u64) as i32
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 fn paths() -> Vec<&'static Kernels> {
     let run: Vec<&'static Kernels> = Path::ALL.into_iter().filter_map(dispatch::table).collect();

@@ -11,6 +11,7 @@
 use edgegemma_kernels::dispatch::{self, Kernels, Path};
 use edgegemma_kernels::formats::{self, vec_dot_type};
 use edgegemma_kernels::{matmul_with, GgmlType, QuantizedActs, WeightMatrix};
+use edgegemma_test_support::rng::Rng;
 
 const WEIGHT_TYPES: [GgmlType; 11] = [
     GgmlType::F32,
@@ -33,23 +34,6 @@ const N_ACTS: [usize; 19] = [
 
 /// Weight-row counts: below, at and past the 4-row tile.
 const N_WS: [usize; 6] = [1, 2, 3, 5, 8, 11];
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn int(&mut self, lo: i32, hi: i32) -> i32 {
-        lo + (self.next() % (hi - lo + 1) as u64) as i32
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 fn paths() -> Vec<&'static Kernels> {
     let run: Vec<&'static Kernels> = Path::ALL.into_iter().filter_map(dispatch::table).collect();

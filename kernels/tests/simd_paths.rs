@@ -20,6 +20,7 @@
 use edgegemma_kernels::dispatch::{self, Kernels, Path};
 use edgegemma_kernels::formats::{self, q4_k::get_scale_min_k4, vec_dot_type};
 use edgegemma_kernels::{matmul_many_with, matmul_with, GgmlType, QuantizedActs, WeightMatrix};
+use edgegemma_test_support::rng::Rng;
 
 const WEIGHT_TYPES: [GgmlType; 11] = [
     GgmlType::F32,
@@ -53,32 +54,6 @@ const SHAPES: [(usize, usize); 14] = [
     (4, 8),
     (3, 13),
 ];
-
-/// Deterministic random numbers (xorshift64*), no extra crates.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn unit(&mut self) -> f64 {
-        ((self.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-    fn gauss(&mut self) -> f32 {
-        let (u, v) = (self.unit(), self.unit());
-        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
-    }
-    /// Uniform integer in `lo..=hi`.
-    fn int(&mut self, lo: i32, hi: i32) -> i32 {
-        lo + (self.next() % (hi - lo + 1) as u64) as i32
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 /// The paths to check; prints the skipped ones once per test.
 fn paths(test: &str) -> Vec<&'static Kernels> {

@@ -14,28 +14,10 @@
 
 use edgegemma_kernels::dispatch::Path;
 use edgegemma_kernels::vecops::{self, VecOps};
+use edgegemma_test_support::rng::Rng;
 
 /// Lengths around every lane count (4, 8, 16) and model-like sizes.
 const LENS: [usize; 13] = [1, 2, 3, 4, 7, 8, 9, 15, 16, 17, 33, 640, 1003];
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    /// Uniform in `[lo, hi)`.
-    fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        let u = (self.next() >> 40) as f32 / (1u64 << 24) as f32;
-        lo + (hi - lo) * u
-    }
-    fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-        (0..n).map(|_| self.uniform(lo, hi)).collect()
-    }
-}
 
 /// The SIMD paths to check against the reference; prints the skipped ones.
 fn paths(test: &str) -> Vec<&'static VecOps> {
@@ -61,7 +43,7 @@ fn paths(test: &str) -> Vec<&'static VecOps> {
 
 /// Inputs for an element-wise op: uniform over the range plus the special points.
 fn inputs(rng: &mut Rng, n: usize, lo: f32, hi: f32, special: &[f32]) -> Vec<f32> {
-    let mut x = rng.vec(n, lo, hi);
+    let mut x = rng.uniform_vec(n, lo, hi);
     for (v, &s) in x.iter_mut().zip(special) {
         *v = s;
     }
@@ -139,8 +121,8 @@ fn add_scale_and_rope_equal_the_reference_bit_for_bit() {
     let mut rng = Rng(0x1234_5678);
     for path in paths("add_scale_rope") {
         for &n in &LENS {
-            let a = rng.vec(n, -10.0, 10.0);
-            let b = rng.vec(n, -10.0, 10.0);
+            let a = rng.uniform_vec(n, -10.0, 10.0);
+            let b = rng.uniform_vec(n, -10.0, 10.0);
             let (mut got, mut want) = (a.clone(), a.clone());
             path.add(&mut got, &b);
             reference.add(&mut want, &b);
@@ -163,8 +145,8 @@ fn add_scale_and_rope_equal_the_reference_bit_for_bit() {
             (40, 34),
         ] {
             for heads in [1, 3, 4] {
-                let x = rng.vec(heads * hd, -3.0, 3.0);
-                let angles = rng.vec(rot / 2, -100.0, 100.0);
+                let x = rng.uniform_vec(heads * hd, -3.0, 3.0);
+                let angles = rng.uniform_vec(rot / 2, -100.0, 100.0);
                 let cos: Vec<f32> = angles.iter().map(|t| t.cos()).collect();
                 let sin: Vec<f32> = angles.iter().map(|t| t.sin()).collect();
                 let (mut got, mut want) = (x.clone(), x.clone());
@@ -195,8 +177,8 @@ fn rms_norm_matches_the_reference() {
     for path in paths("rms_norm") {
         for &n in &LENS {
             for scale in [1e-3f32, 1.0, 300.0] {
-                let x = rng.vec(n, -scale, scale);
-                let w = rng.vec(n, -2.0, 3.0);
+                let x = rng.uniform_vec(n, -scale, scale);
+                let w = rng.uniform_vec(n, -2.0, 3.0);
                 let mut want = vec![0.0; n];
                 reference.rms_norm(&x, &w, 1e-6, &mut want);
                 let mut got = vec![0.0; n];
@@ -235,7 +217,7 @@ fn gelu_and_geglu_match_the_reference() {
             let (a, r) = check_close("gelu", path, &x, &got, &want, TOL_GELU.0, TOL_GELU.1);
             worst_abs = worst_abs.max(a);
             worst_rel = worst_rel.max(r);
-            let up = rng.vec(n, -4.0, 4.0);
+            let up = rng.uniform_vec(n, -4.0, 4.0);
             let (mut got, mut want) = (x.clone(), x.clone());
             path.geglu(&mut got, &up);
             reference.geglu(&mut want, &up);

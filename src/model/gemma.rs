@@ -15,7 +15,8 @@
 //!     h = h + m
 //! logits = softcap(E · rms_norm(h, output_norm))      (tied embedding; cap on Gemma 2)
 //! ```
-//! Norm weights are used as stored: GGUF files hold `1 + w` (PITFALLS §1).
+//! Norm weights are used as stored: llama.cpp-compatible GGUF files hold `1 + w` for every
+//! norm (q/k norms and the final norm too), and the converter writes them that way.
 
 use super::driver::{Decoder, OutputHead, Stack};
 use super::rows::{embed, norm_rows, residual};
@@ -120,8 +121,8 @@ impl GemmaConfig {
         let embd = file.require_tensor(tensor::TOKEN_EMBD)?;
         let n_vocab = embd.dims().get(1).copied().unwrap_or(0) as usize;
 
-        // Sliding window and which layers use it (llama.cpp hard-codes the pattern; our
-        // converter also writes it, PITFALLS §3).
+        // Sliding window and which layers use it (llama.cpp hard-codes the pattern and does
+        // not store it; our converter also writes it as a key, read here when present).
         let window = match generation {
             Generation::Gemma1 => None,
             Generation::Gemma2 => {

@@ -493,7 +493,7 @@ def init_tensor(name: str, shape: tuple[int, ...], gen: torch.Generator) -> torc
     if name.endswith("bias"):
         return torch.randn(shape, generator=gen) * 0.2
     if name.endswith("gate_proj.weight"):
-        # Wide GELU inputs: erf vs tanh GELU differ most near |x| = 2.7 (PITFALLS §6).
+        # Wide GELU inputs: erf vs tanh GELU differ most near |x| = 2.7 (by ~0.005).
         return torch.randn(shape, generator=gen) * 2.5 / math.sqrt(shape[1])
     if name.endswith("up_proj.weight"):
         return torch.randn(shape, generator=gen) * 2.0 / math.sqrt(shape[1])
@@ -636,7 +636,7 @@ def ablations(spec: dict, config) -> list[tuple]:
 
     if arch == "gemma":
         # GELU flavours differ by at most 5e-4 per activation; the effect stays ~1e-3 (as in
-        # real models, PITFALLS §6), so it only has to clear the comparison tolerance.
+        # real models), so it only has to clear the comparison tolerance.
         variant("exact-erf GELU instead of tanh GELU", lambda k: setattr(k, "hidden_act", "gelu"), 1e-3)
     if arch == "gemma2":
         variant("no attention softcap", lambda k: setattr(k, "attn_logit_softcapping", None))
@@ -839,7 +839,8 @@ def compute_note(spec: dict) -> str:
 
 def check_config(spec: dict, cfg) -> None:
     """The loaded config must say what the spec says (guards against a dialect key being
-    silently ignored, PITFALLS §4/§5)."""
+    silently ignored: llama.cpp's converter, for one, misses a transformers-5
+    `rope_parameters.rope_theta` and uses its 1e6 default)."""
     c = spec["cfg"]
     if spec["arch"] == "gemma3":
         rp = cfg.rope_parameters

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Independent float64 NumPy forward pass for the tiny checkpoints, written from
-docs ARCHITECTURES.md (not from transformers), reading config.json in either dialect and the
-safetensors by hand. `--check` compares it with every golden in models/tiny.
+"""Independent float64 NumPy forward pass for the tiny checkpoints, written from the
+architectures' equations (the papers; the runtime's are at the top of src/model/*.rs), not
+from transformers, reading config.json in either dialect and the safetensors by hand.
+`--check` compares it with every golden in models/tiny.
 
 It is a second oracle (the goldens come from transformers / Google's reference) and a
 readable, step-by-step reference for debugging the Rust runtime: `forward()` returns the

@@ -303,7 +303,7 @@ def dumps(obj: dict) -> str:
 
 
 def spm_encode(pieces: list[str], types: list[str], text: str) -> list[int]:
-    """llama.cpp's SentencePiece-BPE algorithm (ARCHITECTURES.md §8.3) with score = -id,
+    """llama.cpp's SentencePiece-BPE algorithm (llama-vocab.cpp `llm_tokenizer_spm`) with score = -id,
     parse_special = true, add_bos = true. Used only to check that the HF ids in the goldens
     are what a llama.cpp-style tokenizer produces from the same vocabulary."""
     vocab = {p: i for i, p in enumerate(pieces)}
@@ -342,7 +342,8 @@ def spm_encode(pieces: list[str], types: list[str], text: str) -> list[int]:
 
 
 def _spm_fragment(vocab: dict[str, int], text: str) -> list[int]:
-    """Steps 3-7 of §8.3 for one raw-text fragment."""
+    """One raw-text fragment: spaces to U+2581, UTF-8 characters as symbols, best-scoring
+    adjacent pair merged until none is in the vocabulary, byte fallback for what is left."""
     syms = list(text.replace(" ", SPACE))  # UTF-8 characters
     prev = list(range(-1, len(syms) - 1))
     nxt = list(range(1, len(syms) + 1))

@@ -129,6 +129,12 @@ fn finish(plan: pipeline::Plan, common: &Common, opts: &Options) -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A bad EDGEGEMMA_KERNELS (unknown path, or one this CPU lacks) is refused up front, as
+    // `edgegemma` does, rather than warned about at the first quantized row.
+    if let Err(e) = edgegemma_kernels::dispatch::select() {
+        eprintln!("edgegemma-convert: error: {e}");
+        return ExitCode::FAILURE;
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -4,12 +4,13 @@
 //! (tests/data/gemma3-270m-q4_k_m.types.tsv); when the model itself is present
 //! (`tools/fetch-real-model.sh`), the plan for the file is checked too.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use edgegemma::gguf::{GgmlType, GgufFile};
 use edgegemma_convert::hf::tensor_order;
 use edgegemma_convert::recipe::{choose_types, FileType};
 use edgegemma_convert::requantize;
+use edgegemma_test_support::real_model;
 
 fn ggml_type(name: &str) -> GgmlType {
     GgmlType::ALL
@@ -97,15 +98,6 @@ fn gemma3_1b_shapes_hit_the_same_fallbacks() {
     let c = choose_types(&shapes, FileType::Q4_0, false, 26);
     assert_eq!(c[0].ty, Some(GgmlType::Q8_0));
     assert_eq!(c[1].ty, Some(GgmlType::Q4_0));
-}
-
-fn real_model() -> Option<PathBuf> {
-    let p = std::env::var_os("EDGEGEMMA_REAL_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/real/gemma3-270m-q4_k_m.gguf")
-        });
-    p.is_file().then_some(p)
 }
 
 #[test]

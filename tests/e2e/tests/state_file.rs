@@ -5,8 +5,6 @@
 //! (bit-identical next-token logits) — never panic. The layout is in
 //! `src/model/state.rs`.
 
-mod common;
-
 use edgegemma::kv::CacheType;
 use edgegemma::model::{self, LanguageModel, RunConfig};
 use std::path::PathBuf;
@@ -24,18 +22,12 @@ const N_CTX: usize = 64;
 
 /// `models/tiny/<name>` converted to f32 in a directory of the test `tag`'s own.
 fn converted(name: &str, tag: &str) -> PathBuf {
-    let dir = common::scratch(&format!("state-file-{tag}-{name}"));
+    let dir = edgegemma_test_support::dirs::scratch_dir_in(
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("state-file"),
+        &format!("{tag}-{name}"),
+    );
     let out = dir.join(format!("{name}.gguf"));
-    let src = common::tiny(name);
-    common::convert_ok(&[
-        "hf",
-        src.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "-t",
-        "f32",
-        "--force",
-    ]);
+    edgegemma_e2e::convert_hf(&edgegemma_test_support::tiny_model(name), &out, "f32").unwrap();
     out
 }
 

@@ -1,8 +1,5 @@
-//! Shared test helpers: a byte-level GGUF builder that can write invalid files (the
-//! library writer refuses to), and a scratch directory.
-#![allow(dead_code)]
-
-use std::path::PathBuf;
+//! A byte-level GGUF builder that can write invalid files (the library writer refuses to):
+//! every count, type id, offset and length is free to be wrong.
 
 /// GGUF value type ids.
 pub mod vt {
@@ -22,14 +19,7 @@ pub mod gt {
     pub const Q8_0: u32 = 8;
 }
 
-/// A directory under cargo's per-target temp dir, emptied first.
-pub fn scratch_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create scratch dir");
-    dir
-}
-
+/// A GGUF string: u64 length, then the bytes.
 pub fn enc_str(s: &[u8]) -> Vec<u8> {
     let mut v = (s.len() as u64).to_le_bytes().to_vec();
     v.extend_from_slice(s);

@@ -1,12 +1,13 @@
 //! A Gemma 3-shaped GGUF with random weights, written with edgegemma's own GGUF writer, for the
 //! end-to-end criterion benches (`benches/e2e.rs`) and `edgegemma bench`'s tests: no converter,
-//! no download. Included with `#[path]` by both, so each uses only part of it.
-#![allow(dead_code)]
+//! no download.
 
 use edgegemma::gguf::{GgmlType, GgufWriter};
 use edgegemma::kernels::formats::quantize_row;
 use std::io::BufWriter;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+pub use crate::dirs::TempDir;
 
 /// Dimensions of the random model.
 #[derive(Clone, Copy, Debug)]
@@ -179,34 +180,4 @@ pub fn write_tiny_gemma3(path: &Path, shape: TinyShape, ty: GgmlType) -> Result<
     }
     data.finish().map_err(e)?;
     Ok(())
-}
-
-/// A directory under the system temp dir, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(prefix: &str) -> TempDir {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |t| t.subsec_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "edgegemma-{prefix}-{}-{}-{nanos}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("cannot create a temporary directory");
-        TempDir(dir)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

@@ -1,14 +1,14 @@
 //! End to end against the reference oracle: every tiny random-weight checkpoint in
-//! `models/tiny/` is converted with `edgegemma-convert`, run by the edgegemma runtime, and
-//! compared with the logits transformers (Gemma) or Google's `recurrentgemma` (Griffin)
-//! computed in float32 (`models/tiny/*/golden/`).
+//! `models/tiny/` is converted with the converter (`edgegemma_e2e::convert_hf`), run by the
+//! edgegemma runtime, and compared with the logits transformers (Gemma) or Google's
+//! `recurrentgemma` (Griffin) computed in float32 (`models/tiny/*/golden/`).
 
 use edgegemma::kv::CacheType;
 use edgegemma::model::{self, LanguageModel, RunConfig};
 use edgegemma::npy;
+use edgegemma_test_support::{repo_root as repo, tiny_model};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 const MODELS: [&str; 7] = [
@@ -20,10 +20,6 @@ const MODELS: [&str; 7] = [
     "recurrentgemma-f32",
     "recurrentgemma-bf16",
 ];
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn out_dir() -> PathBuf {
     let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e_tiny");
@@ -37,19 +33,8 @@ fn converted(name: &str, ty: &str) -> PathBuf {
     let _g = LOCK.get_or_init(Default::default).lock().unwrap();
     let out = out_dir().join(format!("{name}-{ty}.gguf"));
     if !out.exists() {
-        let st = Command::new(env!("CARGO_BIN_EXE_edgegemma-convert"))
-            .arg("hf")
-            .arg(repo().join("models/tiny").join(name))
-            .arg("-o")
-            .arg(&out)
-            .args(["-t", ty, "--force"])
-            .output()
-            .unwrap();
-        assert!(
-            st.status.success(),
-            "converting {name} to {ty} failed: {}",
-            String::from_utf8_lossy(&st.stderr)
-        );
+        edgegemma_e2e::convert_hf(&tiny_model(name), &out, ty)
+            .unwrap_or_else(|e| panic!("converting {name} to {ty} failed: {e}"));
     }
     out
 }

@@ -18,9 +18,9 @@
 use edgegemma::kv::CacheType;
 use edgegemma::model::{self, RunConfig};
 use edgegemma::tokenizer::Tokenizer;
+use edgegemma_test_support::{real_model, repo_root as repo};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const MIN_AGREEMENT: f64 = 0.95;
 const MAX_GAP: f32 = 1.0;
@@ -28,24 +28,6 @@ const MAX_GAP: f32 = 1.0;
 /// the F32 file; for the quantized files the paths part at near ties, 10-13 of 20 are identical
 /// on the x86 machines here, and at least 5 must be.
 const MIN_IDENTICAL_QUANTIZED: usize = 5;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn real_model() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("EDGEGEMMA_REAL_MODEL") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.exists(),
-            "EDGEGEMMA_REAL_MODEL={} does not exist",
-            p.display()
-        );
-        return Some(p);
-    }
-    let p = repo().join("models/real/gemma3-270m-q4_k_m.gguf");
-    p.exists().then_some(p)
-}
 
 fn sha256(path: &Path) -> String {
     use sha2::Digest;
@@ -57,19 +39,8 @@ fn sha256(path: &Path) -> String {
 
 fn requantized(real: &Path, ty: &str) -> PathBuf {
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("gemma3-270m-{ty}.gguf"));
-    let st = Command::new(env!("CARGO_BIN_EXE_edgegemma-convert"))
-        .arg("quantize")
-        .arg(real)
-        .arg("-o")
-        .arg(&out)
-        .args(["-t", ty, "--allow-requantize", "--force"])
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "requantizing to {ty} failed: {}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    edgegemma_e2e::requantize(real, &out, ty)
+        .unwrap_or_else(|e| panic!("requantizing to {ty} failed: {e}"));
     out
 }
 
