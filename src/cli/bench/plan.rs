@@ -2,7 +2,7 @@
 //! what each model file is (read from its header before anything runs).
 
 use super::{BenchArgs, BoxErr};
-use edgegemma::gguf::GgufFile;
+use edgegemma::gguf::{names, GgufFile};
 use edgegemma::model::RunConfig;
 use std::path::{Path, PathBuf};
 
@@ -101,40 +101,40 @@ impl ModelInfo {
             *type_bytes.entry(t.ggml_type().to_string()).or_insert(0) += t.byte_size();
         }
         let embd_type = f
-            .tensor("token_embd.weight")
+            .tensor(names::tensor::TOKEN_EMBD)
             .map(|t| t.ggml_type().to_string());
         let mut bytes_per_token = size;
-        if f.tensor("output.weight").is_some() {
-            if let Some(e) = f.tensor("token_embd.weight") {
+        if f.tensor(names::tensor::OUTPUT).is_some() {
+            if let Some(e) = f.tensor(names::tensor::TOKEN_EMBD) {
                 bytes_per_token -= e.info().byte_size() - e.info().row_bytes();
             }
         }
         let size_label = f
-            .get_str_opt("general.size_label")
+            .get_str_opt(names::general::SIZE_LABEL)
             .ok()
             .flatten()
             .map(str::to_string)
             .unwrap_or_else(|| params_label(n_params));
         let ftype = f
-            .get_u32_opt("general.file_type")
+            .get_u32_opt(names::general::FILE_TYPE)
             .ok()
             .flatten()
             .map_or("unknown type", ftype_name);
         let add_bos = f
-            .get_bool_opt("tokenizer.ggml.add_bos_token")
+            .get_bool_opt(names::tokenizer::ADD_BOS)
             .ok()
             .flatten()
             .unwrap_or(true);
         let bos = f
-            .get_u32_opt("tokenizer.ggml.bos_token_id")
+            .get_u32_opt(names::tokenizer::BOS_ID)
             .ok()
             .flatten()
             .filter(|_| add_bos);
         // RecurrentGemma's state is bounded: its context_length is informational.
-        let ctx_limit = if arch == "recurrentgemma" {
+        let ctx_limit = if arch == names::Arch::RecurrentGemma.name() {
             usize::MAX
         } else {
-            f.get_u32_opt(&format!("{arch}.context_length"))
+            f.get_u32_opt(&names::key(&arch, names::key::CONTEXT_LENGTH))
                 .ok()
                 .flatten()
                 .map_or(DEFAULT_CTX_LIMIT, |c| c as usize)

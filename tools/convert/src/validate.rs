@@ -11,10 +11,10 @@ use rayon::prelude::*;
 use safetensors::Dtype;
 use serde_json::Value;
 
-use edgegemma::gguf::names::Arch;
 use crate::config::HParams;
 use crate::error::{Error, Result};
 use crate::source::{SafetensorsSet, StEntry};
+use edgegemma::gguf::names::Arch;
 
 /// The first non-finite weight of a chunk of rows (`row_len` wide) as (row, column, value).
 /// The quantizers take a block's scale from its largest magnitude, so one NaN or infinity
