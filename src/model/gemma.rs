@@ -63,6 +63,7 @@ pub struct GemmaConfig {
 
 impl GemmaConfig {
     pub fn from_gguf(file: &GgufFile) -> Result<GemmaConfig> {
+        super::hparams_check::check(file)?;
         let arch = file.architecture()?.to_string();
         let generation = match arch.as_str() {
             "gemma" => Generation::Gemma1,

@@ -2,6 +2,7 @@
 //! they share the GGUF loading helpers here and the `LanguageModel` interface the CLI drives.
 
 pub mod gemma;
+pub mod hparams_check;
 pub mod recurrent_gemma;
 mod rows;
 pub(crate) mod shared;

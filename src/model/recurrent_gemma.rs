@@ -59,6 +59,7 @@ pub struct RecurrentGemmaConfig {
 
 impl RecurrentGemmaConfig {
     pub fn from_gguf(file: &GgufFile) -> Result<RecurrentGemmaConfig> {
+        super::hparams_check::check(file)?;
         let bad = |msg: String| ModelError(format!("{}: {msg}", file.path().display()));
         let a = ARCH;
         let n_embd = hparam_u32(file, a, "embedding_length")?;
