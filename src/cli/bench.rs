@@ -232,6 +232,7 @@ struct ModelInfo {
 impl ModelInfo {
     fn read(path: &Path) -> Result<ModelInfo, BoxErr> {
         let f = GgufFile::open(path)?;
+        edgegemma::model::hparams_check::check(&f)?;
         let arch = f.architecture()?.to_string();
         let (size, n_params) = f.tensor_infos().iter().fold((0u64, 0u64), |(s, n), t| {
             (s + t.byte_size(), n + t.n_elements())

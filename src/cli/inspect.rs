@@ -55,6 +55,9 @@ struct Report<'f> {
     other: Vec<(&'f str, Value<'f>)>,
     tokenizer: Option<TokenizerSummary<'f>>,
     totals: Vec<TypeTotal>,
+    /// Hyperparameters that contradict the tensors or sane bounds (why `run` would refuse
+    /// the file); the file is still listed in full.
+    problems: Vec<String>,
 }
 
 struct TokenizerSummary<'f> {
@@ -143,6 +146,7 @@ impl<'f> Report<'f> {
             other,
             tokenizer,
             totals,
+            problems: edgegemma::model::hparams_check::problems(file),
         }
     }
 
@@ -167,6 +171,16 @@ impl<'f> Report<'f> {
             self.architecture
                 .unwrap_or("(none: general.architecture missing)")
         );
+        if !self.problems.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nproblems ({}; edgegemma will not load this file):",
+                self.problems.len()
+            );
+            for p in &self.problems {
+                let _ = writeln!(s, "  {p}");
+            }
+        }
 
         section_text(&mut s, "general", &self.general);
         let hp_title = match self.architecture {
@@ -344,6 +358,7 @@ impl<'f> Report<'f> {
             "metadata_count": f.metadata_len(),
             "tensor_count": f.tensor_count(),
             "architecture": self.architecture,
+            "problems": self.problems,
             "general": kv(&self.general),
             "hyperparameters": kv(&self.hyperparameters),
             "tokenizer": tokenizer,
