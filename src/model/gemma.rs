@@ -317,10 +317,10 @@ impl Gemma {
                 local: cfg.is_local[i],
             });
         }
-        let n_ctx = if run.n_ctx == 0 {
-            cfg.n_ctx_train
-        } else {
-            run.n_ctx
+        // Never more positions than the model was trained for: the KV rings are sized by it.
+        let n_ctx = match run.n_ctx {
+            0 => cfg.n_ctx_train,
+            n => n.min(cfg.n_ctx_train),
         };
         let n_batch = run.n_batch.clamp(1, n_ctx.max(1));
         if run.cache_type == CacheType::Q8_0 && hd % 32 != 0 {
@@ -336,9 +336,11 @@ impl Gemma {
                     (true, Some(w)) => w.min(n_ctx),
                     _ => n_ctx,
                 };
-                KvRing::new(run.cache_type, slots, cfg.n_head_kv, hd)
+                KvRing::try_new(run.cache_type, slots, cfg.n_head_kv, hd).map_err(|e| {
+                    ModelError(format!("{}: {e} (use a smaller -c)", file.path().display()))
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let rope_local = Rope::new(hd, hd, cfg.rope_base_local, 1.0, n_batch);
         let rope_global = Rope::new(
             hd,

@@ -349,16 +349,16 @@ impl RecurrentGemma {
         let state = layers
             .iter()
             .map(|l| match l.temporal {
-                Temporal::Recurrent(_) => LayerState::Recurrent {
+                Temporal::Recurrent(_) => Ok(LayerState::Recurrent {
                     conv: vec![0.0; (cfg.conv_width - 1) * r],
                     h: vec![0.0; r],
-                },
+                }),
                 // The window's previous positions; the current one comes from the batch.
-                Temporal::Attention(_) => {
-                    LayerState::Attention(KvRing::new(run.cache_type, cfg.window, 1, hd))
-                }
+                Temporal::Attention(_) => KvRing::try_new(run.cache_type, cfg.window, 1, hd)
+                    .map(LayerState::Attention)
+                    .map_err(|e| ModelError(format!("{}: {e}", file.path().display()))),
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let nb = run.n_batch.max(1);
         let s = Scratch {
             x: vec![0.0; nb * d],
