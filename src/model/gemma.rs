@@ -278,8 +278,8 @@ pub struct Gemma {
 
 impl Gemma {
     pub fn load(file: &GgufFile, run: &RunConfig) -> Result<Gemma> {
-        // Re-open: the model owns its own mapping (cheap; the page cache is shared).
-        let file = GgufFile::open(file.path())?;
+        // The model keeps its own handle on the same mapping.
+        let file = file.clone();
         let cfg = GemmaConfig::from_gguf(&file)?;
         let (d, hd) = (cfg.n_embd, cfg.head_dim);
         let q_dim = cfg.n_head * hd;

@@ -241,7 +241,7 @@ pub struct RecurrentGemma {
 
 impl RecurrentGemma {
     pub fn load(file: &GgufFile, run: &RunConfig) -> Result<RecurrentGemma> {
-        let file = GgufFile::open(file.path())?;
+        let file = file.clone();
         let cfg = RecurrentGemmaConfig::from_gguf(&file)?;
         let (d, r, f) = (cfg.n_embd, cfg.lru_width, cfg.n_ff);
         let hd = cfg.head_dim;
