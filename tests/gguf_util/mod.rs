@@ -96,6 +96,8 @@ pub struct Marks {
     pub counts: usize,
     pub kvs: Vec<usize>,
     pub tensor_infos: Vec<usize>,
+    /// End of the last tensor info (start of the alignment padding).
+    pub infos_end: usize,
     pub data: usize,
 }
 
@@ -175,6 +177,7 @@ impl RawGguf {
             b.extend_from_slice(&t.ty.to_le_bytes());
             b.extend_from_slice(&t.offset.to_le_bytes());
         }
+        m.infos_end = b.len();
         while b.len() % self.align != 0 {
             b.push(0);
         }
@@ -247,7 +250,8 @@ impl<'a> Reader<'a> {
 impl RawGguf {
     /// Splits a valid file back into its parts: every key/value pair as its raw bytes, the
     /// tensor descriptions, the alignment (`general.alignment` or 32) and the data section.
-    /// `parse(b).build() == b` for any file whose header padding is zeros.
+    /// `parse(b).build() == b` for any file whose header padding is zeros. `b` may also be
+    /// just the header (the data section is then empty).
     pub fn parse(b: &[u8]) -> Result<RawGguf, String> {
         let mut r = Reader { b, pos: 0 };
         let magic = r.take(4)?.to_vec();
@@ -285,9 +289,6 @@ impl RawGguf {
             });
         }
         let data_start = r.pos.div_ceil(align) * align;
-        if data_start > b.len() {
-            return Err("no data section".into());
-        }
         Ok(RawGguf {
             magic,
             version,
@@ -296,7 +297,7 @@ impl RawGguf {
             kvs,
             tensors,
             align,
-            data: b[data_start..].to_vec(),
+            data: b.get(data_start..).map(<[u8]>::to_vec).unwrap_or_default(),
         })
     }
 }
