@@ -233,7 +233,7 @@ fn sweep(model: &str) -> (usize, usize) {
             match inspect_problems(&path) {
                 Err(e) => failures.push(format!("{key} = {label}: {e}")),
                 Ok(problems) => {
-                    if refusals > 0 && !problems.iter().any(|p| p.contains(key.as_str())) {
+                    if refusals > 0 && !problems.iter().any(|p| hostile_util::names(p, key)) {
                         failures.push(format!(
                             "{key} = {label}: refused, but inspect's problems do not name it: {problems:?}"
                         ));

@@ -368,10 +368,19 @@ impl<'f> Checker<'f> {
         // Heads: counts and head dimension from the keys, then against the first block's
         // projections ([D, H·hd] for Q, [D, Hkv·hd] for K) and Gemma 3's per-head norms.
         let h = self.req_int("attention.head_count", 1, u64::MAX, "must be > 0");
-        let hkv_why = "must be 1 to attention.head_count";
-        let hkv = match h {
-            Some(h) => self.int("attention.head_count_kv", Some(h), 1, h, hkv_why),
-            None => self.int("attention.head_count_kv", None, 1, u64::MAX, hkv_why),
+        let hkv = match self.int("attention.head_count_kv", h, 1, u64::MAX, "must be > 0") {
+            Some(hkv) if h.is_some_and(|h| hkv > h) => {
+                let (key, h_key) = (
+                    self.key("attention.head_count_kv"),
+                    self.key("attention.head_count"),
+                );
+                self.problem(format!(
+                    "{key} = {hkv}, more KV heads than query heads ({h_key} = {})",
+                    h.unwrap_or(0)
+                ));
+                None
+            }
+            hkv => hkv,
         };
         let hd_key = self.key("attention.key_length");
         let hd_from_key = self.file.contains_key(&hd_key);
@@ -380,8 +389,9 @@ impl<'f> Checker<'f> {
         if let (Some(h), Some(hkv)) = (h, hkv) {
             if h % hkv != 0 {
                 let key = self.key("attention.head_count_kv");
+                let h_key = self.key("attention.head_count");
                 self.problem(format!(
-                    "{key} = {hkv}: attention.head_count {h} is not a multiple of it"
+                    "{key} = {hkv}: {h_key} = {h} is not a multiple of it"
                 ));
             } else if let Some(hd) = hd {
                 if u128::from(h / hkv) * u128::from(hd) > MAX_GROUP_FLOATS as u128 {

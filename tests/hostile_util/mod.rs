@@ -141,7 +141,7 @@ impl Outcome {
         let path = path.display().to_string();
         if lines.len() != 1
             || !lines[0].contains(&path)
-            || needles.iter().any(|n| !lines[0].contains(n))
+            || needles.iter().any(|n| !names(lines[0], n))
         {
             return Err(format!(
                 "{:?}: expected one stderr line naming {path} and {needles:?}, got:\n{}",
@@ -150,6 +150,17 @@ impl Outcome {
         }
         Ok(())
     }
+}
+
+/// Whether `line` contains `needle` as a whole name: not followed by more of a key
+/// (`gemma2.attention.head_count` is not named by `gemma2.attention.head_count_kv = 2`).
+pub fn names(line: &str, needle: &str) -> bool {
+    line.match_indices(needle).any(|(i, _)| {
+        line[i + needle.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+    })
 }
 
 /// Runs `edgegemma args…` with stdin closed, stdout discarded, at most `vmem` bytes of
