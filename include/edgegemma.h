@@ -107,7 +107,9 @@ typedef struct {
 typedef struct {
   // Worker threads for the matrix products; 0 = one per core. Default 0.
   uint32_t n_threads;
-  // Context length in tokens; 0 = the model's trained length. Default 4096.
+  // Context length in tokens, at most the model's trained length (a larger value is
+  // clamped to it; `eg_model_get_info` reports the context used); 0 = the trained length.
+  // Default 4096.
   uint32_t n_ctx;
   // Tokens per forward batch while feeding a prompt. Default 256.
   uint32_t n_batch;

@@ -111,6 +111,23 @@ impl CacheType {
     }
 }
 
+/// `n` zero words, or `None` when the allocator refuses. Like `vec![0; n]` (calloc: fresh
+/// zero pages cost nothing until written), but fallible: `Vec::try_reserve` has no zeroed
+/// variant, and writing the zeros would make the whole ring resident at once.
+fn zeroed_words(n: usize) -> Option<Vec<u32>> {
+    if n == 0 {
+        return Some(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<u32>(n).ok()?;
+    // SAFETY: `layout` has a non-zero size. A non-null result is a fresh allocation from the
+    // global allocator with exactly the layout a `Vec<u32>` of capacity `n` uses, and `n`
+    // zeroed `u32`s are initialised values, so the Vec may own it with length `n`.
+    unsafe {
+        let p = std::alloc::alloc_zeroed(layout).cast::<u32>();
+        (!p.is_null()).then(|| Vec::from_raw_parts(p, n, n))
+    }
+}
+
 /// One layer's keys and values: `slots` positions of `n_kv_heads × head_dim` values each.
 /// Stored in `u32` words so that every head vector (an even number of bytes from a 4-aligned
 /// start) can be viewed as f16 / f32 / `BlockQ8_0` slices in place; `len` bytes are used.
@@ -127,20 +144,41 @@ pub struct KvRing {
 
 impl KvRing {
     pub fn new(ty: CacheType, slots: usize, n_kv_heads: usize, head_dim: usize) -> KvRing {
+        KvRing::try_new(ty, slots, n_kv_heads, head_dim).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`KvRing::new`], but a size that overflows or that the allocator refuses (a long
+    /// context under a memory limit) is an error instead of an abort.
+    pub fn try_new(
+        ty: CacheType,
+        slots: usize,
+        n_kv_heads: usize,
+        head_dim: usize,
+    ) -> Result<KvRing, String> {
         let head_bytes = ty.bytes_for(head_dim);
-        let total = slots * n_kv_heads * head_bytes;
+        let too_big = || {
+            format!(
+                "a KV cache of {slots} positions × {n_kv_heads} heads × {head_dim} dims is too large to allocate"
+            )
+        };
+        let total = slots
+            .checked_mul(n_kv_heads)
+            .and_then(|x| x.checked_mul(head_bytes))
+            .ok_or_else(too_big)?;
         let words = total.div_ceil(4);
-        KvRing {
+        // Zeroed pages are only touched when written: a long context costs memory as it fills.
+        let k = zeroed_words(words).ok_or_else(too_big)?;
+        let v = zeroed_words(words).ok_or_else(too_big)?;
+        Ok(KvRing {
             ty,
             slots,
             head_dim,
             n_kv_heads,
             head_bytes,
             len: total,
-            // Zeroed pages are only touched when written: a long context costs memory as it fills.
-            k: vec![0; words],
-            v: vec![0; words],
-        }
+            k,
+            v,
+        })
     }
 
     pub fn slots(&self) -> usize {

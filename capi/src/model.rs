@@ -35,7 +35,9 @@ pub const EG_TOKEN_NONE: u32 = u32::MAX;
 pub struct eg_model_params {
     /// Worker threads for the matrix products; 0 = one per core. Default 0.
     pub n_threads: u32,
-    /// Context length in tokens; 0 = the model's trained length. Default 4096.
+    /// Context length in tokens, at most the model's trained length (a larger value is
+    /// clamped to it; `eg_model_get_info` reports the context used); 0 = the trained length.
+    /// Default 4096.
     pub n_ctx: u32,
     /// Tokens per forward batch while feeding a prompt. Default 256.
     pub n_batch: u32,

@@ -42,7 +42,7 @@ pub fn run(args: &ChatArgs) -> CliResult {
 
 fn run_in_pool(args: &ChatArgs) -> CliResult {
     let sampler_cfg = args.sampling.config()?;
-    let (mut model, file) = edgegemma::model::load(&args.model.model, &args.model.run_config())?;
+    let (mut model, file) = super::common::load_model(&args.model)?;
     let tok = Tokenizer::from_gguf_file(&file)?;
     let template = ChatTemplate::from_gguf(&file, &tok)
         .map_err(|e| format!("{}: {e}", args.model.model.display()))?;

@@ -1,9 +1,13 @@
 //! Options shared by the subcommands that load a model.
 
 use clap::Args;
+use edgegemma::gguf::GgufFile;
 use edgegemma::kv::CacheType;
-use edgegemma::model::RunConfig;
+use edgegemma::model::{LanguageModel, ModelError, RunConfig};
 use std::path::PathBuf;
+
+/// Context length when `-c` is not given (at most the model's trained length).
+pub const DEFAULT_CTX: usize = 4096;
 
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
@@ -13,9 +17,10 @@ pub struct ModelArgs {
     /// Threads (default: one per core; on big.LITTLE CPUs only the performance cores)
     #[arg(short = 't', long = "threads")]
     pub threads: Option<usize>,
-    /// Context length in tokens (0 = the model's trained length)
-    #[arg(short = 'c', long = "ctx", default_value_t = 4096)]
-    pub ctx: usize,
+    /// Context length in tokens [default: 4096] (0 = the model's trained length); more than
+    /// the model's trained length is clamped to it, with a warning
+    #[arg(short = 'c', long = "ctx")]
+    pub ctx: Option<usize>,
     /// Tokens per batch during prompt processing
     #[arg(short = 'b', long = "batch", default_value_t = 256)]
     pub batch: usize,
@@ -29,13 +34,35 @@ fn parse_cache_type(s: &str) -> Result<CacheType, String> {
 }
 
 impl ModelArgs {
+    /// The requested context length (`-c`, or the default).
+    pub fn ctx(&self) -> usize {
+        self.ctx.unwrap_or(DEFAULT_CTX)
+    }
+
     pub fn run_config(&self) -> RunConfig {
         RunConfig {
-            n_ctx: self.ctx,
+            n_ctx: self.ctx(),
             n_batch: self.batch.max(1),
             cache_type: self.cache_type,
         }
     }
+}
+
+/// Loads the model. The loader clamps the context to the model's trained length (a KV cache
+/// is never sized beyond what the model was trained for); an explicit `-c` above it is said
+/// so on stderr, the default is clamped silently.
+pub fn load_model(args: &ModelArgs) -> Result<(Box<dyn LanguageModel>, GgufFile), ModelError> {
+    let (model, file) = edgegemma::model::load(&args.model, &args.run_config())?;
+    if let Some(c) = args.ctx.filter(|&c| c > model.n_ctx()) {
+        eprintln!(
+            "edgegemma: warning: {}: -c {c} is more than the model's trained context ({} positions, {}.context_length); using {}",
+            args.model.display(),
+            model.n_ctx(),
+            model.arch(),
+            model.n_ctx()
+        );
+    }
+    Ok((model, file))
 }
 
 /// Runs a command's `body` inside a rayon pool of `threads` workers (default:

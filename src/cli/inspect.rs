@@ -56,6 +56,9 @@ struct Report<'f> {
     other: Vec<(&'f str, Value<'f>)>,
     tokenizer: Option<TokenizerSummary<'f>>,
     totals: Vec<TypeTotal>,
+    /// Hyperparameters that contradict the tensors or sane bounds (why `run` would refuse
+    /// the file); the file is still listed in full.
+    problems: Vec<String>,
 }
 
 struct TokenizerSummary<'f> {
@@ -144,6 +147,7 @@ impl<'f> Report<'f> {
             other,
             tokenizer,
             totals,
+            problems: edgegemma::model::hparams_check::problems(file),
         }
     }
 
@@ -168,6 +172,16 @@ impl<'f> Report<'f> {
             self.architecture
                 .unwrap_or("(none: general.architecture missing)")
         );
+        if !self.problems.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nproblems ({}; edgegemma will not load this file):",
+                self.problems.len()
+            );
+            for p in &self.problems {
+                let _ = writeln!(s, "  {p}");
+            }
+        }
 
         section_text(&mut s, "general", &self.general);
         let hp_title = match self.architecture {
@@ -345,6 +359,7 @@ impl<'f> Report<'f> {
             "metadata_count": f.metadata_len(),
             "tensor_count": f.tensor_count(),
             "architecture": self.architecture,
+            "problems": self.problems,
             "general": kv(&self.general),
             "hyperparameters": kv(&self.hyperparameters),
             "tokenizer": tokenizer,

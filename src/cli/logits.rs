@@ -25,7 +25,7 @@ pub fn run(args: &LogitsArgs) -> CliResult {
 }
 
 fn run_in_pool(args: &LogitsArgs) -> CliResult {
-    let (mut model, _file) = edgegemma::model::load(&args.model.model, &args.model.run_config())?;
+    let (mut model, _file) = super::common::load_model(&args.model)?;
     let n_vocab = model.n_vocab();
     let out_path = &args.output;
     let f = std::fs::File::create(out_path)

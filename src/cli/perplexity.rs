@@ -31,11 +31,20 @@ pub fn run(args: &PerplexityArgs) -> CliResult {
 fn run_in_pool(args: &PerplexityArgs) -> CliResult {
     let text = std::fs::read_to_string(&args.file)
         .map_err(|e| format!("{}: cannot read: {e}", args.file.display()))?;
-    let n_ctx = args.model.ctx;
+    let n_ctx = args.model.ctx();
     if n_ctx < 4 {
         return Err("perplexity needs -c/--ctx of at least 4 tokens".into());
     }
-    let (mut model, file) = edgegemma::model::load(&args.model.model, &args.model.run_config())?;
+    let (mut model, file) = super::common::load_model(&args.model)?;
+    // Chunks as long as the context the model holds (clamped to its trained length).
+    let n_ctx = n_ctx.min(model.n_ctx());
+    if n_ctx < 4 {
+        return Err(format!(
+            "{}: the model's context of {n_ctx} positions is too short for perplexity (4 at least)",
+            args.model.model.display()
+        )
+        .into());
+    }
     let tok = Tokenizer::from_gguf_file(&file)?;
     let tokens = tok.encode(&text, true, false);
     let mut n_chunks = tokens.len() / n_ctx;

@@ -99,7 +99,7 @@ fn run_in_pool(args: &RunArgs) -> CliResult {
     };
     let sampler_cfg = args.sampling.config()?;
     let t0 = Instant::now();
-    let (mut model, file) = edgegemma::model::load(&args.model.model, &args.model.run_config())?;
+    let (mut model, file) = super::common::load_model(&args.model)?;
     let tok = Tokenizer::from_gguf_file(&file)?;
     if let Some(path) = &args.load_state {
         load_state(model.as_mut(), path)?;

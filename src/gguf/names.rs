@@ -66,6 +66,8 @@ pub mod key {
     pub const CONTEXT_LENGTH: &str = "context_length";
     pub const EMBEDDING_LENGTH: &str = "embedding_length";
     pub const BLOCK_COUNT: &str = "block_count";
+    /// Optional; when present it must equal the embedding rows.
+    pub const VOCAB_SIZE: &str = "vocab_size";
     pub const FEED_FORWARD_LENGTH: &str = "feed_forward_length";
     pub const HEAD_COUNT: &str = "attention.head_count";
     /// A u32 for Gemma; for RecurrentGemma one u32 per layer (1: attention, 0: recurrent).

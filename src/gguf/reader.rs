@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use edgegemma_kernels::GgmlType;
 use memmap2::{Mmap, MmapOptions};
@@ -24,10 +25,13 @@ const MIN_KV_BYTES: u64 = 8 + 1 + 4 + 1;
 const MIN_TENSOR_INFO_BYTES: u64 = 8 + 1 + 4 + 8 + 4 + 8;
 
 /// A validated GGUF file, memory-mapped. Metadata values and tensor data are borrowed
-/// from the mapping; large arrays are decoded only when read.
+/// from the mapping; large arrays are decoded only when read. Clones share the mapping
+/// (a model keeps its own handle without mapping the file a second time, which would double
+/// the address space a model needs: 2 × 253 MB for Gemma 3 270M under `ulimit -v`).
+#[derive(Clone)]
 pub struct GgufFile {
     path: PathBuf,
-    map: Mmap,
+    map: Arc<Mmap>,
     version: u32,
     alignment: u64,
     data_offset: u64,
@@ -49,6 +53,7 @@ impl std::fmt::Debug for GgufFile {
 }
 
 /// Where one metadata value lies in the mapping.
+#[derive(Clone)]
 struct MetaEntry {
     key: String,
     ty: ValueType,
@@ -106,7 +111,7 @@ impl GgufFile {
         let parsed = parse(&map).map_err(|msg| GgufError::new(path, msg))?;
         Ok(GgufFile {
             path: path.to_path_buf(),
-            map,
+            map: Arc::new(map),
             version: parsed.version,
             alignment: parsed.alignment,
             data_offset: parsed.data_offset,

@@ -67,6 +67,7 @@ pub struct GemmaConfig {
 
 impl GemmaConfig {
     pub fn from_gguf(file: &GgufFile) -> Result<GemmaConfig> {
+        super::hparams_check::check(file)?;
         let name = file.architecture()?;
         let (arch, generation) = match Arch::from_name(name) {
             Some(a @ Arch::Gemma) => (a, Generation::Gemma1),
@@ -276,8 +277,8 @@ pub type Gemma = Decoder<GemmaStack>;
 
 impl Gemma {
     pub fn load(file: &GgufFile, run: &RunConfig) -> Result<Gemma> {
-        // Re-open: the model owns its own mapping (cheap; the page cache is shared).
-        let file = GgufFile::open(file.path())?;
+        // The model keeps its own handle on the same mapping.
+        let file = file.clone();
         let cfg = GemmaConfig::from_gguf(&file)?;
         let (d, hd) = (cfg.n_embd, cfg.head_dim);
         let q_dim = cfg.n_head * hd;
@@ -315,10 +316,10 @@ impl Gemma {
                 local: cfg.is_local[i],
             });
         }
-        let n_ctx = if run.n_ctx == 0 {
-            cfg.n_ctx_train
-        } else {
-            run.n_ctx
+        // Never more positions than the model was trained for: the KV rings are sized by it.
+        let n_ctx = match run.n_ctx {
+            0 => cfg.n_ctx_train,
+            n => n.min(cfg.n_ctx_train),
         };
         let n_batch = run.n_batch.clamp(1, n_ctx.max(1));
         if run.cache_type == CacheType::Q8_0 && hd % 32 != 0 {
@@ -334,9 +335,11 @@ impl Gemma {
                     (true, Some(w)) => w.min(n_ctx),
                     _ => n_ctx,
                 };
-                KvRing::new(run.cache_type, slots, cfg.n_head_kv, hd)
+                KvRing::try_new(run.cache_type, slots, cfg.n_head_kv, hd).map_err(|e| {
+                    ModelError(format!("{}: {e} (use a smaller -c)", file.path().display()))
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let rope_local = Rope::new(hd, hd, cfg.rope_base_local, 1.0, n_batch);
         let rope_global = Rope::new(
             hd,

@@ -3,6 +3,7 @@
 
 pub mod driver;
 pub mod gemma;
+pub mod hparams_check;
 pub mod recurrent_gemma;
 mod rows;
 pub(crate) mod shared;

@@ -63,6 +63,7 @@ pub struct RecurrentGemmaConfig {
 
 impl RecurrentGemmaConfig {
     pub fn from_gguf(file: &GgufFile) -> Result<RecurrentGemmaConfig> {
+        super::hparams_check::check(file)?;
         let bad = |msg: String| ModelError(format!("{}: {msg}", file.path().display()));
         let a = ARCH;
         let n_embd = hparam_u32(file, a, key::EMBEDDING_LENGTH)?;
@@ -245,7 +246,7 @@ pub type RecurrentGemma = Decoder<RecurrentGemmaStack>;
 
 impl RecurrentGemma {
     pub fn load(file: &GgufFile, run: &RunConfig) -> Result<RecurrentGemma> {
-        let file = GgufFile::open(file.path())?;
+        let file = file.clone();
         let cfg = RecurrentGemmaConfig::from_gguf(&file)?;
         let (d, r, f) = (cfg.n_embd, cfg.lru_width, cfg.n_ff);
         let hd = cfg.head_dim;
@@ -353,16 +354,16 @@ impl RecurrentGemma {
         let state = layers
             .iter()
             .map(|l| match l.temporal {
-                Temporal::Recurrent(_) => LayerState::Recurrent {
+                Temporal::Recurrent(_) => Ok(LayerState::Recurrent {
                     conv: vec![0.0; (cfg.conv_width - 1) * r],
                     h: vec![0.0; r],
-                },
+                }),
                 // The window's previous positions; the current one comes from the batch.
-                Temporal::Attention(_) => {
-                    LayerState::Attention(KvRing::new(run.cache_type, cfg.window, 1, hd))
-                }
+                Temporal::Attention(_) => KvRing::try_new(run.cache_type, cfg.window, 1, hd)
+                    .map(LayerState::Attention)
+                    .map_err(|e| ModelError(format!("{}: {e}", file.path().display()))),
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let nb = run.n_batch.max(1);
         let s = Scratch {
             x: vec![0.0; nb * d],

@@ -92,6 +92,7 @@ pub(super) struct ModelInfo {
 impl ModelInfo {
     pub(super) fn read(path: &Path) -> Result<ModelInfo, BoxErr> {
         let f = GgufFile::open(path)?;
+        edgegemma::model::hparams_check::check(&f)?;
         let arch = f.architecture()?.to_string();
         let (size, n_params) = f.tensor_infos().iter().fold((0u64, 0u64), |(s, n), t| {
             (s + t.byte_size(), n + t.n_elements())

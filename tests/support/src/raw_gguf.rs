@@ -86,6 +86,8 @@ pub struct Marks {
     pub counts: usize,
     pub kvs: Vec<usize>,
     pub tensor_infos: Vec<usize>,
+    /// End of the last tensor info (start of the alignment padding).
+    pub infos_end: usize,
     pub data: usize,
 }
 
@@ -165,6 +167,7 @@ impl RawGguf {
             b.extend_from_slice(&t.ty.to_le_bytes());
             b.extend_from_slice(&t.offset.to_le_bytes());
         }
+        m.infos_end = b.len();
         while b.len() % self.align != 0 {
             b.push(0);
         }
@@ -172,4 +175,137 @@ impl RawGguf {
         b.extend_from_slice(&self.data);
         (b, m)
     }
+}
+
+/// Bytes of a fixed-size value of type `ty`, `None` for str and array.
+pub fn fixed_size(ty: u32) -> Option<usize> {
+    match ty {
+        0 | 1 | 7 => Some(1),
+        2 | 3 => Some(2),
+        4..=6 => Some(4),
+        10..=12 => Some(8),
+        _ => None,
+    }
+}
+
+/// A little-endian reader over a file that is expected to be valid (test input).
+struct Reader<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.b.len())
+            .ok_or_else(|| format!("truncated at offset {}", self.pos))?;
+        let s = &self.b[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+    }
+
+    fn string(&mut self) -> Result<&'a [u8], String> {
+        let n = self.u64()?;
+        self.take(usize::try_from(n).map_err(|_| "string too long".to_string())?)
+    }
+
+    /// Skips one value of type `ty`.
+    fn skip_value(&mut self, ty: u32) -> Result<(), String> {
+        match (ty, fixed_size(ty)) {
+            (_, Some(n)) => self.take(n).map(|_| ()),
+            (8, None) => self.string().map(|_| ()),
+            (9, None) => {
+                let elem = self.u32()?;
+                let count = self.u64()?;
+                for _ in 0..count {
+                    self.skip_value(elem)?;
+                }
+                Ok(())
+            }
+            _ => Err(format!("unknown value type {ty}")),
+        }
+    }
+}
+
+impl RawGguf {
+    /// Splits a valid file back into its parts: every key/value pair as its raw bytes, the
+    /// tensor descriptions, the alignment (`general.alignment` or 32) and the data section.
+    /// `parse(b).build() == b` for any file whose header padding is zeros. `b` may also be
+    /// just the header (the data section is then empty).
+    pub fn parse(b: &[u8]) -> Result<RawGguf, String> {
+        let mut r = Reader { b, pos: 0 };
+        let magic = r.take(4)?.to_vec();
+        let version = r.u32()?;
+        let n_tensors = r.u64()?;
+        let n_kv = r.u64()?;
+        let mut kvs = Vec::new();
+        let mut align = 32usize;
+        for _ in 0..n_kv {
+            let start = r.pos;
+            let key = r.string()?;
+            let ty = r.u32()?;
+            let at = r.pos;
+            r.skip_value(ty)?;
+            if key == b"general.alignment" && ty == vt::U32 {
+                align = u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+            }
+            kvs.push(b[start..r.pos].to_vec());
+        }
+        let mut tensors = Vec::new();
+        for _ in 0..n_tensors {
+            let name = r.string()?.to_vec();
+            let n_dims = r.u32()?;
+            let dims = (0..n_dims)
+                .map(|_| r.u64())
+                .collect::<Result<Vec<_>, _>>()?;
+            let ty = r.u32()?;
+            let offset = r.u64()?;
+            tensors.push(RawTensor {
+                name,
+                dims,
+                n_dims: None,
+                ty,
+                offset,
+            });
+        }
+        let data_start = r.pos.div_ceil(align) * align;
+        Ok(RawGguf {
+            magic,
+            version,
+            n_tensors: None,
+            n_kv: None,
+            kvs,
+            tensors,
+            align,
+            data: b.get(data_start..).map(<[u8]>::to_vec).unwrap_or_default(),
+        })
+    }
+}
+
+/// The key of one encoded key/value pair.
+pub fn kv_key(kv: &[u8]) -> &str {
+    let n = u64::from_le_bytes(kv[..8].try_into().unwrap()) as usize;
+    std::str::from_utf8(&kv[8..8 + n]).expect("UTF-8 key")
+}
+
+/// The value type id of one encoded key/value pair.
+pub fn kv_type(kv: &[u8]) -> u32 {
+    let n = u64::from_le_bytes(kv[..8].try_into().unwrap()) as usize;
+    u32::from_le_bytes(kv[8 + n..12 + n].try_into().unwrap())
+}
+
+/// The payload (the bytes after the type id) of one encoded key/value pair.
+pub fn kv_payload(kv: &[u8]) -> &[u8] {
+    let n = u64::from_le_bytes(kv[..8].try_into().unwrap()) as usize;
+    &kv[12 + n..]
 }
