@@ -627,7 +627,8 @@ impl LanguageModel for Gemma {
                 [k, v]
             })
             .collect();
-        match state::read(r, fp, &mut bufs) {
+        let n_ctx = self.n_ctx;
+        match state::read(r, fp, &mut bufs).and_then(|pos| state::check_position(pos, n_ctx)) {
             Ok(pos) => {
                 self.pos = pos;
                 Ok(())

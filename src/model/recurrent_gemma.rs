@@ -835,7 +835,9 @@ impl LanguageModel for RecurrentGemma {
                 }
             }
         }
-        match state::read(r, fp, &mut bufs) {
+        match state::read(r, fp, &mut bufs)
+            .and_then(|pos| state::check_position(pos, state::MAX_UNBOUNDED_POS))
+        {
             Ok(pos) => {
                 self.pos = pos;
                 Ok(())

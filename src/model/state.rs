@@ -36,6 +36,23 @@ pub fn write(w: &mut dyn Write, fp: u64, pos: usize, buffers: &[&[u8]]) -> Resul
     w.flush().map_err(io)
 }
 
+/// A position read from a state file, refused when it is past what the model can hold
+/// (`max`: the context length, or [`MAX_UNBOUNDED_POS`] for a recurrent model). Without
+/// this a file's position reached the attention arithmetic unchecked (the state_load fuzz
+/// target: a position near 2^64 overflowed `pos + n`).
+pub fn check_position(pos: usize, max: usize) -> Result<usize> {
+    if pos > max {
+        return Err(ModelError(format!(
+            "state position {pos} is past the {max} positions this model can hold"
+        )));
+    }
+    Ok(pos)
+}
+
+/// Largest position a state file may hold for a model without a context limit (the
+/// recurrent one): llama.cpp's positions are int32, and no conversation gets near 2^31.
+pub const MAX_UNBOUNDED_POS: usize = i32::MAX as usize;
+
 /// Reads a state into `buffers` (whose sizes must match the file's), returning the position.
 pub fn read(r: &mut dyn Read, fp: u64, buffers: &mut [&mut [u8]]) -> Result<usize> {
     let io = |e: std::io::Error| {
