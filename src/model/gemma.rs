@@ -92,6 +92,16 @@ impl GemmaConfig {
                 "embedding_length, block_count and feed_forward_length must be > 0".into(),
             ));
         }
+        // Every layer has at least its two norms and seven matrices. A block count beyond the
+        // tensors present is a lie that must not size the per-layer tables (2^31 layers made
+        // the pattern table below 2 GiB before any tensor was looked up).
+        let min_tensors = n_layer.saturating_mul(9);
+        if min_tensors > file.tensor_count() {
+            return Err(bad(format!(
+                "{a}.block_count = {n_layer} needs at least {min_tensors} tensors, the file has {}",
+                file.tensor_count()
+            )));
+        }
         let head_dim = hparam_u32_opt(file, a, "attention.key_length")?.unwrap_or(n_embd / n_head);
         if let Some(vd) = hparam_u32_opt(file, a, "attention.value_length")? {
             if vd != head_dim {
