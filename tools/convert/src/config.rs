@@ -54,6 +54,20 @@ pub struct HParams {
     pub rope_dims: usize,
 }
 
+/// What a checkpoint holds, for checking a config's counts before they size anything: a
+/// `num_hidden_layers` or `vocab_size` of 2^31 made per-layer tables and the vocabulary
+/// 2-48 GB before any tensor was compared with them (the convert_config fuzz target).
+pub struct Checkpoint {
+    /// Tensors in the safetensors files.
+    pub n_tensors: usize,
+    /// Rows of the token embedding.
+    pub embedding_rows: usize,
+}
+
+/// Fewest tensors a layer of any supported architecture has (Gemma 1: two norms and seven
+/// projections).
+pub const MIN_TENSORS_PER_LAYER: usize = 9;
+
 /// A parsed `config.json`: the file and the object holding the text model's keys
 /// (`text_config` for multimodal Gemma 3 checkpoints).
 pub struct ConfigFile {
@@ -86,7 +100,19 @@ impl ConfigFile {
         v.as_u64().and_then(|x| u32::try_from(x).ok())
     }
 
+    /// The hyperparameters, without a checkpoint to check the counts against (tests; the
+    /// converter uses [`Self::hparams_checked`]).
     pub fn hparams(&self) -> Result<HParams> {
+        self.resolve(None)
+    }
+
+    /// The hyperparameters, with `num_hidden_layers` and `vocab_size` checked against the
+    /// checkpoint before anything is sized by them.
+    pub fn hparams_checked(&self, checkpoint: &Checkpoint) -> Result<HParams> {
+        self.resolve(Some(checkpoint))
+    }
+
+    fn resolve(&self, checkpoint: Option<&Checkpoint>) -> Result<HParams> {
         let hf_architecture = self.architecture()?;
         let arch = Arch::from_hf_architecture(&hf_architecture).ok_or_else(|| {
             Error::at(
@@ -106,7 +132,7 @@ impl ConfigFile {
             map: text,
             root: &self.root,
         };
-        cfg.hparams(arch, hf_architecture)
+        cfg.hparams(arch, hf_architecture, checkpoint)
     }
 
     fn architecture(&self) -> Result<String> {
@@ -223,11 +249,31 @@ impl Cfg<'_> {
         }
     }
 
-    fn hparams(&self, arch: Arch, hf_architecture: String) -> Result<HParams> {
+    fn hparams(
+        &self,
+        arch: Arch,
+        hf_architecture: String,
+        checkpoint: Option<&Checkpoint>,
+    ) -> Result<HParams> {
         let n_layer = self.usize_req("num_hidden_layers")?;
         let n_embd = self.usize_req("hidden_size")?;
         let n_head = self.usize_req("num_attention_heads")?;
         let vocab_size = self.usize_req("vocab_size")?;
+        if let Some(ck) = checkpoint {
+            let needed = n_layer.saturating_mul(MIN_TENSORS_PER_LAYER);
+            if needed > ck.n_tensors {
+                return Err(self.err(format!(
+                    "\"num_hidden_layers\" is {n_layer}, but the checkpoint has {} tensors (at least {MIN_TENSORS_PER_LAYER} per layer)",
+                    ck.n_tensors
+                )));
+            }
+            if vocab_size != ck.embedding_rows {
+                return Err(self.err(format!(
+                    "\"vocab_size\" is {vocab_size}, but the token embedding has {} rows",
+                    ck.embedding_rows
+                )));
+            }
+        }
         let intermediate = self.usize_req("intermediate_size")?;
         let n_head_kv = self.usize_opt("num_key_value_heads")?.unwrap_or(n_head);
         if n_head % n_head_kv != 0 {

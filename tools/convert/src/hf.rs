@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use edgegemma::gguf::OwnedValue;
 
 use crate::arch::{self, Arch, TensorMap};
-use crate::config::{ConfigFile, HParams};
+use crate::config::{Checkpoint, ConfigFile, HParams};
 use crate::error::{Error, Result};
 use crate::pipeline::{Job, Plan};
 use crate::recipe::{self, FileType};
@@ -54,6 +54,9 @@ impl Root {
     }
 }
 
+const NO_EMBEDDING: &str =
+    "no model.embed_tokens.weight in the safetensors files (not a Gemma text checkpoint?)";
+
 impl HfModel {
     pub fn open(dir: &Path) -> Result<HfModel> {
         if !dir.is_dir() {
@@ -70,8 +73,18 @@ impl HfModel {
             ));
         }
         let config = ConfigFile::read(&config_path)?;
-        let hparams = config.hparams()?;
+        // The weights first: the config's layer count and vocabulary size are checked
+        // against them before they size anything (the tokenizer allocates per vocab id).
         let weights = SafetensorsSet::open(dir)?;
+        let embedding = ROOTS
+            .iter()
+            .find_map(|r| weights.get(&r.name("model.embed_tokens.weight")))
+            .ok_or_else(|| Error::at(dir, NO_EMBEDDING))?;
+        let checkpoint = Checkpoint {
+            n_tensors: weights.names().count(),
+            embedding_rows: embedding.shape.first().copied().unwrap_or(0),
+        };
+        let hparams = config.hparams_checked(&checkpoint)?;
         let tokenizer = tokenizer::load(
             dir,
             &config,
@@ -89,13 +102,12 @@ impl HfModel {
     fn root(&self) -> Result<&'static Root> {
         ROOTS
             .iter()
-            .find(|r| self.weights.get(&r.name("model.embed_tokens.weight")).is_some())
-            .ok_or_else(|| {
-                Error::at(
-                    &self.dir,
-                    "no model.embed_tokens.weight in the safetensors files (not a Gemma text checkpoint?)",
-                )
+            .find(|r| {
+                self.weights
+                    .get(&r.name("model.embed_tokens.weight"))
+                    .is_some()
             })
+            .ok_or_else(|| Error::at(&self.dir, NO_EMBEDDING))
     }
 
     /// The tensor map with every source checked (present, readable dtype, expected shape)
