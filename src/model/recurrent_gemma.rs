@@ -28,6 +28,8 @@ use crate::ops::{self, Rope};
 use rayon::prelude::*;
 
 const ARCH: &str = "recurrentgemma";
+/// Largest attention window accepted (positions).
+const MAX_WINDOW: usize = 1 << 20;
 /// Output rows computed together when every position's logits are wanted.
 const LOGIT_ROWS: usize = 16;
 
@@ -112,6 +114,16 @@ impl RecurrentGemmaConfig {
         let window = hparam_u32(file, a, "attention.sliding_window")?;
         if window == 0 {
             return Err(bad("attention.sliding_window must be > 0".into()));
+        }
+        // The window sizes every attention layer's KV ring whatever the requested context
+        // (the model has no context limit), so it must not exceed the trained context: a
+        // window of 218103807 asked for 21 GB of cache (the gguf_open fuzz target, an OOM).
+        // MAX_WINDOW bounds it when context_length lies too (2^20: 8x Gemma 3's context).
+        let n_ctx_train = hparam_u32_opt(file, a, "context_length")?.unwrap_or(8192);
+        if window > n_ctx_train.min(MAX_WINDOW) {
+            return Err(bad(format!(
+                "{a}.attention.sliding_window = {window} exceeds {a}.context_length = {n_ctx_train} (or the limit {MAX_WINDOW})"
+            )));
         }
         let embd = file.require_tensor("token_embd.weight")?;
         let n_vocab = embd.dims().get(1).copied().unwrap_or(0) as usize;
