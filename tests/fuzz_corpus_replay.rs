@@ -73,17 +73,24 @@ fn state_positions_past_the_model_are_refused() {
         m.eval(&[2, 3]).unwrap();
         let mut state = Vec::new();
         m.save_state(&mut state).unwrap();
-        // Layout: magic (8), fingerprint (8), position (8), ...
+        // Layout (src/model/state.rs): magic (8), version (4), fingerprint (8), position (8),
+        // buffer count (4), each buffer as length (8) + bytes, checksum. A forged position
+        // is written with the same writer, so only the position is wrong.
+        let fp = u64::from_le_bytes(state[12..20].try_into().unwrap());
+        let n_bufs = u32::from_le_bytes(state[28..32].try_into().unwrap()) as usize;
+        let mut bufs: Vec<&[u8]> = Vec::new();
+        let mut at = 32;
+        for _ in 0..n_bufs {
+            let len = u64::from_le_bytes(state[at..at + 8].try_into().unwrap()) as usize;
+            bufs.push(&state[at + 8..at + 8 + len]);
+            at += 8 + len;
+        }
         let with_pos = |pos: u64| {
-            let mut s = state.clone();
-            s[16..24].copy_from_slice(&pos.to_le_bytes());
+            let mut s = Vec::new();
+            edgegemma::model::state::write(&mut s, fp, pos as usize, &bufs).unwrap();
             s
         };
-        let limit = if m.n_ctx() == usize::MAX {
-            i32::MAX as u64
-        } else {
-            m.n_ctx() as u64
-        };
+        let limit = m.n_ctx().min(edgegemma::model::state::MAX_UNBOUNDED_POS) as u64;
         m.load_state(&mut with_pos(limit).as_slice())
             .unwrap_or_else(|e| panic!("{name}: position {limit} refused: {e}"));
         assert_eq!(m.pos() as u64, limit, "{name}");

@@ -242,9 +242,9 @@ impl<S: Stack> LanguageModel for Decoder<S> {
 
     fn load_state(&mut self, r: &mut dyn std::io::Read) -> Result<()> {
         let fp = self.fingerprint();
-        let n_ctx = self.n_ctx;
+        let max_pos = self.n_ctx.min(state::MAX_UNBOUNDED_POS);
         let mut bufs = self.stack.state_buffers_mut();
-        match state::read(r, fp, n_ctx, &mut bufs) {
+        match state::read(r, fp, max_pos, &mut bufs) {
             Ok(pos) => {
                 self.pos = pos;
                 Ok(())

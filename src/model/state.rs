@@ -39,6 +39,12 @@ const MAGIC: &[u8; 8] = b"EGSTATE\0";
 const MAGIC_V1: &[u8; 8] = b"EGSTATE1";
 pub const FORMAT_VERSION: u32 = 2;
 
+/// Largest position a state file may hold for a model without a context limit (the
+/// recurrent one): positions are int32 in llama.cpp, and no conversation gets near 2^31.
+/// Without a bound a forged position reached the attention arithmetic unchecked (the
+/// `state_load` fuzz target: a position near 2^64 overflowed `pos + n`).
+pub const MAX_UNBOUNDED_POS: usize = i32::MAX as usize;
+
 /// FNV-1a (64-bit) over named fields: `name`, its length, `value`, its length, in the order
 /// written. The lengths keep `("ab", "c")` and `("a", "bc")` apart.
 #[derive(Clone, Debug)]
