@@ -434,9 +434,13 @@ impl Gemma {
             // Attention sub-block: u = rms_norm(h); q, k, v.
             norm_rows(&s.x[..n * d], &layer.attn_norm, eps, &mut s.u[..n * d], d);
             s.acts.invalidate();
-            s.acts.matmul(map, &layer.wq, &s.u, n, &mut s.q)?;
-            s.acts.matmul(map, &layer.wk, &s.u, n, &mut s.k)?;
-            s.acts.matmul(map, &layer.wv, &s.u, n, &mut s.v)?;
+            s.acts.matmul_many(
+                map,
+                [&layer.wq, &layer.wk, &layer.wv],
+                &s.u,
+                n,
+                [&mut s.q, &mut s.k, &mut s.v],
+            )?;
             // [Gemma 3] QK-norm per head, RoPE, then keys and values rounded as the cache will
             // hold them, so the batch attends to its own keys exactly as later steps will.
             let rope: &Rope = if layer.local { rope_local } else { rope_global };
@@ -500,8 +504,13 @@ impl Gemma {
             // MLP sub-block: h = h + [post_ffw_norm](Wdown·(gelu(Wgate·u') ⊙ Wup·u')).
             norm_rows(&s.x[..n * d], &layer.ffn_norm, eps, &mut s.u[..n * d], d);
             s.acts.invalidate();
-            s.acts.matmul(map, &layer.gate, &s.u, n, &mut s.gate)?;
-            s.acts.matmul(map, &layer.up, &s.u, n, &mut s.up)?;
+            s.acts.matmul_many(
+                map,
+                [&layer.gate, &layer.up],
+                &s.u,
+                n,
+                [&mut s.gate, &mut s.up],
+            )?;
             ops::par_rows2(&mut s.gate[..n * f], f, &mut s.up[..n * f], f, |_, g, u| {
                 ops.geglu(g, u)
             });
