@@ -277,8 +277,9 @@ pub struct Gemma {
 
 impl Gemma {
     pub fn load(file: &GgufFile, run: &RunConfig) -> Result<Gemma> {
-        // Re-open: the model owns its own mapping (cheap; the page cache is shared).
-        let file = GgufFile::open(file.path())?;
+        // Re-open: the model owns its own copy of the bytes, in 2 MiB pages where the OS has
+        // them (weights are streamed once per token; see `open_in_huge_pages`).
+        let file = GgufFile::open_in_huge_pages(file.path())?;
         let cfg = GemmaConfig::from_gguf(&file)?;
         let (d, hd) = (cfg.n_embd, cfg.head_dim);
         let q_dim = cfg.n_head * hd;

@@ -240,7 +240,7 @@ pub struct RecurrentGemma {
 
 impl RecurrentGemma {
     pub fn load(file: &GgufFile, run: &RunConfig) -> Result<RecurrentGemma> {
-        let file = GgufFile::open(file.path())?;
+        let file = GgufFile::open_in_huge_pages(file.path())?;
         let cfg = RecurrentGemmaConfig::from_gguf(&file)?;
         let (d, r, f) = (cfg.n_embd, cfg.lru_width, cfg.n_ff);
         let hd = cfg.head_dim;
