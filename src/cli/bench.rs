@@ -774,8 +774,14 @@ fn measure_read_bw(bytes: u64) -> f64 {
     const REPS: usize = 8;
     let threads = rayon::current_num_threads().max(1);
     let words = (bytes.max(32 << 20) / 8) as usize;
-    // Written, so every page is really backed (a zeroed allocation can map one shared page).
-    let buf: Vec<u64> = (0..words as u64).collect();
+    let mut pages = huge_page_words(words);
+    let buf: &mut [u64] = match pages.as_mut() {
+        // SAFETY: the mapping is page-aligned and at least `words` u64s long.
+        Some(m) => unsafe { std::slice::from_raw_parts_mut(m.as_mut_ptr().cast(), words) },
+        None => return 0.0,
+    };
+    // Written, so every page is really backed (an untouched mapping reads one shared page).
+    buf.iter_mut().zip(0u64..).for_each(|(w, i)| *w = i);
     let chunk = words.div_ceil(threads);
     let mut best = 0.0f64;
     for rep in 0..=REPS {
@@ -792,6 +798,17 @@ fn measure_read_bw(bytes: u64) -> f64 {
         }
     }
     best
+}
+
+/// Anonymous memory for `words` u64s, in 2 MiB pages where the OS has them: the model's
+/// weights are copied into such pages at load (`GgufFile::open_in_huge_pages`), and over 4 KiB
+/// pages the same loop reads ~30% slower (Zen 5, 1 thread, 11.3 vs 15.5 GB/s), so a probe in
+/// small pages would understate the limit decode runs against.
+fn huge_page_words(words: usize) -> Option<memmap2::MmapMut> {
+    let m = memmap2::MmapMut::map_anon(words.checked_mul(8)?).ok()?;
+    #[cfg(target_os = "linux")]
+    let _ = m.advise(memmap2::Advice::HugePage);
+    Some(m)
 }
 
 /// [`sum_words`] with the widest loads the CPU has, so the sum never limits the bandwidth.
