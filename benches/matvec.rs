@@ -15,6 +15,8 @@
 //! measured right after each case by `edgegemma::probe`, the probe of `edgegemma bench --mem-bw`
 //! (one contiguous share per thread, u64 sums with eight accumulators, best of 8 passes).
 //! `EDGEGEMMA_KERNELS` picks the kernel path as for the runtime.
+//! Weights and probe buffer are in 2 MiB pages, as the runtime's weights are;
+//! `EDGEGEMMA_BENCH_PAGES=4k` puts the weights in 4 KiB pages instead.
 //!
 //! `EDGEGEMMA_BENCH_CLOCK=cpu` times the one-thread cases (matvec and read) by the thread's
 //! CPU time instead of the wall clock: on a machine shared with other busy processes the wall
@@ -114,7 +116,7 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
 /// `copies` back-to-back `rows × cols` matrices of `ty`: 64 distinct quantized rows repeated
 /// (the values do not matter for speed, and quantizing 168M values per format would dominate
 /// the run).
-fn weights(ty: GgmlType, cols: usize, rows: usize, copies: usize) -> Vec<u8> {
+fn weights(ty: GgmlType, cols: usize, rows: usize, copies: usize) -> memmap2::MmapMut {
     let rb = ty.row_bytes(cols as u64).unwrap() as usize;
     let distinct = rows.min(64);
     let mut base = vec![0u8; rb * distinct];
@@ -123,12 +125,30 @@ fn weights(ty: GgmlType, cols: usize, rows: usize, copies: usize) -> Vec<u8> {
         formats::quantize_row(ty, xr, wr).unwrap();
     }
     let total = rb * rows * copies;
-    let mut w = Vec::with_capacity(total);
-    while w.len() < total {
-        let take = (total - w.len()).min(base.len());
-        w.extend_from_slice(&base[..take]);
+    let mut w = page_buf(total);
+    for piece in w.chunks_mut(base.len()) {
+        piece.copy_from_slice(&base[..piece.len()]);
     }
     w
+}
+
+/// Anonymous memory of `bytes` bytes in the page size the runtime's weights get: 2 MiB pages
+/// (`GgufFile::open_in_huge_pages`), or 4 KiB pages with `EDGEGEMMA_BENCH_PAGES=4k` to compare.
+/// Unwritten, so the caller fills it (an untouched mapping reads one shared zero page).
+fn page_buf(bytes: usize) -> memmap2::MmapMut {
+    let m = memmap2::MmapMut::map_anon(bytes.max(1)).expect("anonymous mapping for the bench");
+    #[cfg(target_os = "linux")]
+    let _ = m.advise(if small_pages() {
+        memmap2::Advice::NoHugePage
+    } else {
+        memmap2::Advice::HugePage
+    });
+    m
+}
+
+/// Whether `EDGEGEMMA_BENCH_PAGES=4k` asks for 4 KiB pages.
+fn small_pages() -> bool {
+    std::env::var("EDGEGEMMA_BENCH_PAGES").is_ok_and(|v| v == "4k")
 }
 
 /// How many copies of a `bytes`-byte matrix span [`SPAN_BYTES`].
@@ -165,7 +185,7 @@ fn bench_matvec(c: &mut Criterion, pools: &[(usize, rayon::ThreadPool)]) {
             let bytes = (ty.row_bytes(cols as u64).unwrap() * rows as u64) as usize;
             let copies = copies_for(bytes);
             group.throughput(Throughput::BytesDecimal(bytes as u64));
-            let mut data: Option<(Vec<u8>, QuantizedActs)> = None;
+            let mut data: Option<(memmap2::MmapMut, QuantizedActs)> = None;
             for (threads, pool) in pools {
                 let id = format!("{}/{cols}x{rows}/{threads}t", ty.name());
                 let read_id = format!("read-of/{}/{cols}x{rows}/{threads}t", ty.name());

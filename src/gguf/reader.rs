@@ -31,7 +31,7 @@ const MIN_TENSOR_INFO_BYTES: u64 = 8 + 1 + 4 + 8 + 4 + 8;
 #[derive(Clone)]
 pub struct GgufFile {
     path: PathBuf,
-    map: Arc<Mmap>,
+    map: Arc<Mapping>,
     version: u32,
     alignment: u64,
     data_offset: u64,
@@ -65,6 +65,35 @@ struct MetaEntry {
     start: usize,
     end: usize,
 }
+
+/// Where the file's bytes live: the file mapping itself, or (see
+/// [`GgufFile::open_in_huge_pages`]) an anonymous copy in 2 MiB pages.
+enum Mapping {
+    File(Mmap),
+    /// `map[start..start + len]` holds the whole file; `start` aligns it to 2 MiB.
+    Copy {
+        map: Mmap,
+        start: usize,
+        len: usize,
+    },
+}
+
+impl std::ops::Deref for Mapping {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Mapping::File(m) => m,
+            Mapping::Copy { map, start, len } => &map[*start..*start + *len],
+        }
+    }
+}
+
+/// Set (to anything) to keep a model's weights mapped in place from the file, never copied
+/// into 2 MiB pages ([`GgufFile::open_in_huge_pages`]).
+pub const NO_HUGE_PAGES_ENV: &str = "EDGEGEMMA_NO_HUGE_PAGES";
+
+/// Transparent huge page size on the Linux targets (x86-64, aarch64 with 4 KiB base pages).
+const HUGE_PAGE: usize = 2 << 20;
 
 struct Parsed {
     version: u32,
@@ -111,7 +140,7 @@ impl GgufFile {
         let parsed = parse(&map).map_err(|msg| GgufError::new(path, msg))?;
         Ok(GgufFile {
             path: path.to_path_buf(),
-            map: Arc::new(map),
+            map: Arc::new(Mapping::File(map)),
             version: parsed.version,
             alignment: parsed.alignment,
             data_offset: parsed.data_offset,
@@ -120,6 +149,68 @@ impl GgufFile {
             tensors: parsed.tensors,
             tensor_index: parsed.tensor_index,
         })
+    }
+
+    /// [`open`](Self::open), then, on Linux with transparent huge pages available (`madvise` or
+    /// `always` mode), moves the bytes into an anonymous copy backed by 2 MiB pages, for a
+    /// model's weights that are streamed once per token. The page cache of a file written by
+    /// `cp` or a download mostly holds 4 KiB folios, so its mapping is mostly 4 KiB pages
+    /// (measured: 14 of 241 MiB of the shipped model mapped in 2 MiB pages), and a decode step
+    /// then walks ~60k pages. Measured on Zen 5 (1 thread, thread CPU time, loaded machine,
+    /// 256 MiB summed): 10.8-12.3 GB/s over 4 KiB pages, 15.3-16.0 over 2 MiB pages. The copy
+    /// is made 2 MiB at a time, dropping each piece of the file mapping once copied, so peak
+    /// RSS stays the file's size plus one piece; it costs one read of the file at load.
+    /// Anything that prevents the copy (no THP, a small file, a failed mapping) leaves the
+    /// file mapping in place: the bytes are the same either way.
+    pub fn open_in_huge_pages(path: impl AsRef<Path>) -> Result<GgufFile, GgufError> {
+        let mut file = Self::open(path)?;
+        if let Some(copy) = file.huge_page_copy() {
+            file.map = Arc::new(copy);
+        }
+        Ok(file)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn huge_page_copy(&self) -> Option<Mapping> {
+        let Mapping::File(src) = &*self.map else {
+            return None;
+        };
+        let len = src.len();
+        let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").ok()?;
+        if len < HUGE_PAGE || thp.contains("[never]") || std::env::var_os(NO_HUGE_PAGES_ENV).is_some()
+        {
+            return None;
+        }
+        // Anonymous pages cannot be dropped under memory pressure the way clean file pages
+        // can (a phone's low-memory killer counts them), so the copy is made only when the
+        // machine has room for it twice over; otherwise the weights stay mapped in place.
+        let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })?;
+        if (len as u64).saturating_mul(2) > available.saturating_mul(1024) {
+            return None;
+        }
+        let mut copy = MmapOptions::new().len(len + HUGE_PAGE).map_anon().ok()?;
+        let start = (copy.as_ptr() as usize).next_multiple_of(HUGE_PAGE) - copy.as_ptr() as usize;
+        // Advice only: without it the copy still works, in 4 KiB pages.
+        let _ = copy.advise(memmap2::Advice::HugePage);
+        for at in (0..len).step_by(HUGE_PAGE) {
+            let n = HUGE_PAGE.min(len - at);
+            copy[start + at..start + at + n].copy_from_slice(&src[at..at + n]);
+            // SAFETY: a read-only file mapping that nothing reads from again (it is dropped
+            // when this copy replaces it); MADV_DONTNEED only drops this process's pages.
+            let _ =
+                unsafe { src.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, at, n) };
+        }
+        let map = copy.make_read_only().ok()?;
+        Some(Mapping::Copy { map, start, len })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn huge_page_copy(&self) -> Option<Mapping> {
+        None
     }
 
     pub fn path(&self) -> &Path {
@@ -327,19 +418,22 @@ impl GgufFile {
     /// Tells the OS this process no longer needs the pages under `bytes` (a slice of this
     /// file's tensor data, e.g. part of a [`TensorView::data`]), so one pass over a large file
     /// (the converter's requantize) does not keep it all resident. The bytes stay readable:
-    /// touching them again re-reads the file. A no-op off Linux or for a slice outside the
-    /// mapping.
+    /// touching them again re-reads the file. A no-op off Linux, for a file opened with
+    /// [`open_in_huge_pages`](Self::open_in_huge_pages), or for a slice outside the mapping.
     pub fn release_pages(&self, bytes: &[u8]) {
-        let start = (bytes.as_ptr() as usize).wrapping_sub(self.map.as_ptr() as usize);
-        if bytes.is_empty() || start >= self.map.len() || self.map.len() - start < bytes.len() {
+        // A copy in anonymous memory has no file behind it to re-read from.
+        let Mapping::File(map) = &*self.map else {
+            return;
+        };
+        let start = (bytes.as_ptr() as usize).wrapping_sub(map.as_ptr() as usize);
+        if bytes.is_empty() || start >= map.len() || map.len() - start < bytes.len() {
             return;
         }
         #[cfg(target_os = "linux")]
         // SAFETY: a read-only file mapping; MADV_DONTNEED drops this process's copies of the
         // pages, and any later access reads the same bytes from the file again.
         let _ = unsafe {
-            self.map
-                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, bytes.len())
+            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, bytes.len())
         };
     }
 

@@ -277,7 +277,8 @@ pub type Gemma = Decoder<GemmaStack>;
 
 impl Gemma {
     pub fn load(file: &GgufFile, run: &RunConfig) -> Result<Gemma> {
-        // The model keeps its own handle on the same mapping.
+        // The model keeps its own handle on the same mapping (in 2 MiB pages when
+        // `model::load` could move it there: see `GgufFile::open_in_huge_pages`).
         let file = file.clone();
         let cfg = GemmaConfig::from_gguf(&file)?;
         let (d, hd) = (cfg.n_embd, cfg.head_dim);
@@ -408,10 +409,11 @@ impl Stack for GemmaStack {
         for (layer, cache) in layers.iter().zip(caches.iter_mut()) {
             // Attention sub-block: u = rms_norm(h); q, k, v.
             norm_rows(&s.x[..n * d], &layer.attn_norm, eps, &mut s.u[..n * d], d);
-            let mut u = s.acts.input(&s.u, n);
-            u.matmul(map, &layer.wq, &mut s.q)?;
-            u.matmul(map, &layer.wk, &mut s.k)?;
-            u.matmul(map, &layer.wv, &mut s.v)?;
+            s.acts.input(&s.u, n).matmul_many(
+                map,
+                [&layer.wq, &layer.wk, &layer.wv],
+                [&mut s.q, &mut s.k, &mut s.v],
+            )?;
             // [Gemma 3] QK-norm per head, RoPE, then keys and values rounded as the cache will
             // hold them, so the batch attends to its own keys exactly as later steps will.
             let rope: &Rope = if layer.local { rope_local } else { rope_global };
@@ -473,9 +475,9 @@ impl Stack for GemmaStack {
             );
             // MLP sub-block: h = h + [post_ffw_norm](Wdown·(gelu(Wgate·u') ⊙ Wup·u')).
             norm_rows(&s.x[..n * d], &layer.ffn_norm, eps, &mut s.u[..n * d], d);
-            let mut u = s.acts.input(&s.u, n);
-            u.matmul(map, &layer.gate, &mut s.gate)?;
-            u.matmul(map, &layer.up, &mut s.up)?;
+            s.acts
+                .input(&s.u, n)
+                .matmul_many(map, [&layer.gate, &layer.up], [&mut s.gate, &mut s.up])?;
             ops::par_rows2(&mut s.gate[..n * f], f, &mut s.up[..n * f], f, |_, g, u| {
                 ops.geglu(g, u)
             });

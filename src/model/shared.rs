@@ -3,7 +3,7 @@
 
 use super::weights::MatRef;
 use super::{ModelError, Result};
-use crate::kernels::{attention, matmul, GgmlType, QuantizedActs};
+use crate::kernels::{attention, matmul, matmul_many, GgmlType, QuantizedActs};
 use crate::kv::KvRing;
 
 /// Largest head dimension the attention kernel takes.
@@ -41,6 +41,49 @@ pub(crate) struct Acts<'a> {
 impl Acts<'_> {
     /// `out = W · x` for the input's rows, quantizing them for W's format unless already done.
     pub(crate) fn matmul(&mut self, map: &[u8], w: &MatRef, out: &mut [f32]) -> Result<()> {
+        let i = self.quantized(w)?;
+        matmul(&w.view(map), &self.cache.slots[i].1, &mut out[..self.n * w.rows])
+            .map_err(|e| ModelError(e.to_string()))
+    }
+
+    /// `outs[i] = ws[i] · x` for matrices that read this input (Q, K and V; gate and up).
+    /// When they all take one activation format (Gemma's usual quantizations: Q5_0 / Q8_0 /
+    /// Q4_0 all dot with Q8_0) the decode step runs them in one fork-join over the pool
+    /// instead of `N`; otherwise (e.g. a Q6_K V beside Q5_0 Q and K) one after another.
+    /// Either way each output gets the same bits as [`Acts::matmul`] would give it.
+    pub(crate) fn matmul_many<const N: usize>(
+        &mut self,
+        map: &[u8],
+        ws: [&MatRef; N],
+        outs: [&mut [f32]; N],
+    ) -> Result<()> {
+        let mut slot = None;
+        let mut shared = true;
+        for w in ws {
+            let i = self.quantized(w)?;
+            shared &= slot.is_none_or(|s| s == i);
+            slot = Some(i);
+        }
+        let Some(i) = slot.filter(|_| shared) else {
+            for (w, out) in ws.into_iter().zip(outs) {
+                self.matmul(map, w, out)?;
+            }
+            return Ok(());
+        };
+        let views = ws.map(|w| w.view(map));
+        let n = self.n;
+        let mut k = 0;
+        let outs = outs.map(|o| {
+            let rows = ws[k].rows;
+            k += 1;
+            &mut o[..n * rows]
+        });
+        matmul_many(views.each_ref(), &self.cache.slots[i].1, outs)
+            .map_err(|e| ModelError(e.to_string()))
+    }
+
+    /// The slot holding the input quantized for `w`'s vec-dot format, quantizing it unless done.
+    fn quantized(&mut self, w: &MatRef) -> Result<usize> {
         let c = &mut *self.cache;
         let n = self.n;
         let dot_ty = crate::kernels::formats::vec_dot_type(w.ty)
@@ -60,8 +103,9 @@ impl Acts<'_> {
                 .map_err(|e| ModelError(e.to_string()))?;
             c.valid[i] = true;
         }
-        matmul(&w.view(map), &c.slots[i].1, &mut out[..n * w.rows])
-            .map_err(|e| ModelError(e.to_string()))
+        Ok(i)
+    }
+}
     }
 }
 
