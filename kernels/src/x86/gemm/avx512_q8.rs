@@ -18,6 +18,19 @@
 //! Q4_1 / Q5_1 (`d q + m`) dot their unsigned values with start 0 and add each block's
 //! `m s_y` with one more FMA per step: block `k`'s `m` in its 4 lanes times `s_y / 4`
 //! (exact: a power of two) prepared with the activations.
+//!
+//! Tried and not kept (Sapphire Rapids vCPU, 2026-12-02, `benches/gemm.rs` and
+//! `benches/matvec.rs` with `EDGEGEMMA_BENCH_CLOCK=cpu`, base and change alternating, best of
+//! 3): unpacking a whole 4-block group from two overlapping 64-byte loads with `vpermt2w`
+//! (quants and f16 scales, then one `vcvtph2ps`) instead of a load and insert per block and a
+//! table lookup per scale: Q4_0 within ±3% at load 7, Q4_1 3-10% and Q5_1 5-8% slower at load
+//! 18, Q5_0 within noise. Running decode as this step on one row and one token (4 blocks per
+//! step, rows in address order, prefetch as `avx512/decode.rs`): Q4_0 / Q5_0 / Q4_1 / Q5_1
+//! 5-10% below the 2-blocks-per-zmm decode kernels on every shape. So the unpacking is not what
+//! bounds a step here; the per-(row, token) work is: two `vpdpbusd`, a convert, a multiply and
+//! an FMA per 4 blocks, the float part repeated over the 4 partial lanes of each block. A
+//! layout with one block per i32 lane (16 blocks, e.g. rows interleaved at load as llama.cpp's
+//! repack does) would need that float part once per 16 blocks.
 
 use super::walk::GemmKernel;
 use crate::simd_common::F16_TO_F32;
