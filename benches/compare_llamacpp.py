@@ -66,6 +66,25 @@ def run(cmd, **kw):
 # llama.cpp from the llama-cpp-python sdist
 
 
+
+def isa_flags() -> list[str]:
+    """GGML_NATIVE=ON, except on a CPU that lists AMX: there (a Sapphire Rapids VM of this
+    machine kind) llama.cpp's native build runs AMX tile code that the VM does not let a
+    process use, and llama-bench dies with a general protection fault at `ldtilecfg`
+    (seen 2026-12-02). So the build names each other ISA extension the CPU lists instead."""
+    try:
+        flags = set(open("/proc/cpuinfo").read().split())
+    except OSError:
+        flags = set()
+    if "amx_tile" not in flags:
+        return ["-DGGML_NATIVE=ON"]
+    wanted = {"avx": "GGML_AVX", "avx2": "GGML_AVX2", "bmi2": "GGML_BMI2", "fma": "GGML_FMA",
+              "f16c": "GGML_F16C", "avx_vnni": "GGML_AVX_VNNI", "avx512f": "GGML_AVX512",
+              "avx512vbmi": "GGML_AVX512_VBMI", "avx512_vnni": "GGML_AVX512_VNNI",
+              "avx512_bf16": "GGML_AVX512_BF16"}
+    return ["-DGGML_NATIVE=OFF"] + [f"-D{opt}={'ON' if f in flags else 'OFF'}"
+                                    for f, opt in wanted.items()]
+
 def find_cmake():
     """System cmake if new enough, else one from PyPI in bench-out/llama.cpp/venv."""
     sys_cmake = shutil.which("cmake")
@@ -134,7 +153,7 @@ def setup_llama_cpp(jobs):
     log(f"building llama.cpp (10-20 minutes on 2 cores; output in {build_log})")
     with open(build_log, "w") as bl:
         for cmd in ([cmake, "-S", src, "-B", build, "-DCMAKE_BUILD_TYPE=Release",
-                     "-DGGML_NATIVE=ON", "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF",
+                     *isa_flags(), "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF",
                      "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF",
                      "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_BUILD_TOOLS=ON",
                      "-DBUILD_SHARED_LIBS=OFF", "-Wno-dev"],
@@ -413,7 +432,7 @@ def make_report(args, models, threads, results, bw, loads, quantizer):
     lines.append(f"Machine: {first_e['cpu_info']}, {first_e['n_cpus']} hardware threads, "
                  f"{platform.system()} {platform.release()} ({platform.machine()}). "
                  f"edgegemma {git_version()}, kernels {first_e['kernels']}; {llama} as vendored in "
-                 f"PyPI {LLAMA_CPP_PYTHON}, built here with GGML_NATIVE=ON.")
+                 f"PyPI {LLAMA_CPP_PYTHON}, built here with GGML_NATIVE=ON (or, on a CPU with AMX, each other ISA extension it lists).")
     lines.append(f"Settings: -p {args.n_prompt} -n {args.n_gen} -r {args.repetitions}, "
                  f"{args.rounds} alternating rounds per cell ({'best' if best else 'median'} shown); "
                  f"1-minute load average before each run {min(loads):.1f}–{max(loads):.1f} "

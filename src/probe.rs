@@ -125,7 +125,8 @@ pub fn read_pass_secs_per_byte(
     #[cfg(target_os = "linux")]
     let _ = pages.advise(memmap2::Advice::HugePage);
     // SAFETY: the mapping is page-aligned and `words` u64s long.
-    let buf: &mut [u64] = unsafe { std::slice::from_raw_parts_mut(pages.as_mut_ptr().cast(), words) };
+    let buf: &mut [u64] =
+        unsafe { std::slice::from_raw_parts_mut(pages.as_mut_ptr().cast(), words) };
     // Written, so every page is really backed (an untouched mapping reads one shared page).
     buf.iter_mut().zip(0u64..).for_each(|(w, i)| *w = i);
     let buf: &[u64] = buf;

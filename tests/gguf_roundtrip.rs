@@ -469,7 +469,7 @@ fn gguf_rs_reads_our_files() {
 /// and `release_pages` (which would zero an anonymous copy) must leave its bytes alone.
 #[test]
 fn open_in_huge_pages_reads_the_same_bytes() {
-    let dir = scratch_dir("roundtrip-huge-pages");
+    let dir = scratch_dir!("roundtrip-huge-pages");
     let path = dir.join("big.gguf");
     let mut w = GgufWriter::new(&path);
     w.add_metadata("general.architecture", OwnedValue::from("gemma3"))

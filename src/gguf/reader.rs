@@ -177,18 +177,22 @@ impl GgufFile {
         };
         let len = src.len();
         let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").ok()?;
-        if len < HUGE_PAGE || thp.contains("[never]") || std::env::var_os(NO_HUGE_PAGES_ENV).is_some()
+        if len < HUGE_PAGE
+            || thp.contains("[never]")
+            || std::env::var_os(NO_HUGE_PAGES_ENV).is_some()
         {
             return None;
         }
         // Anonymous pages cannot be dropped under memory pressure the way clean file pages
         // can (a phone's low-memory killer counts them), so the copy is made only when the
         // machine has room for it twice over; otherwise the weights stay mapped in place.
-        let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemAvailable:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })?;
+        let available = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("MemAvailable:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })?;
         if (len as u64).saturating_mul(2) > available.saturating_mul(1024) {
             return None;
         }

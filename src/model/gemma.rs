@@ -475,9 +475,11 @@ impl Stack for GemmaStack {
             );
             // MLP sub-block: h = h + [post_ffw_norm](Wdown·(gelu(Wgate·u') ⊙ Wup·u')).
             norm_rows(&s.x[..n * d], &layer.ffn_norm, eps, &mut s.u[..n * d], d);
-            s.acts
-                .input(&s.u, n)
-                .matmul_many(map, [&layer.gate, &layer.up], [&mut s.gate, &mut s.up])?;
+            s.acts.input(&s.u, n).matmul_many(
+                map,
+                [&layer.gate, &layer.up],
+                [&mut s.gate, &mut s.up],
+            )?;
             ops::par_rows2(&mut s.gate[..n * f], f, &mut s.up[..n * f], f, |_, g, u| {
                 ops.geglu(g, u)
             });

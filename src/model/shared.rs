@@ -42,8 +42,12 @@ impl Acts<'_> {
     /// `out = W · x` for the input's rows, quantizing them for W's format unless already done.
     pub(crate) fn matmul(&mut self, map: &[u8], w: &MatRef, out: &mut [f32]) -> Result<()> {
         let i = self.quantized(w)?;
-        matmul(&w.view(map), &self.cache.slots[i].1, &mut out[..self.n * w.rows])
-            .map_err(|e| ModelError(e.to_string()))
+        matmul(
+            &w.view(map),
+            &self.cache.slots[i].1,
+            &mut out[..self.n * w.rows],
+        )
+        .map_err(|e| ModelError(e.to_string()))
     }
 
     /// `outs[i] = ws[i] · x` for matrices that read this input (Q, K and V; gate and up).
@@ -104,8 +108,6 @@ impl Acts<'_> {
             c.valid[i] = true;
         }
         Ok(i)
-    }
-}
     }
 }
 
