@@ -15,7 +15,7 @@
 //! measured right after each case by `edgegemma::probe`, the probe of `edgegemma bench --mem-bw`
 //! (one contiguous share per thread, u64 sums with eight accumulators, best of 8 passes).
 //! `EDGEGEMMA_KERNELS` picks the kernel path as for the runtime.
-//! Weights and probe buffer are in 2 MiB pages, as the runtime's weights are;
+//! Weights and probe buffer are in 2 MiB pages, as the runtime's are with EDGEGEMMA_HUGE_PAGES=1;
 //! `EDGEGEMMA_BENCH_PAGES=4k` puts the weights in 4 KiB pages instead.
 //!
 //! `EDGEGEMMA_BENCH_CLOCK=cpu` times the one-thread cases (matvec and read) by the thread's
