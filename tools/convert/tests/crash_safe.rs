@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::*;
-use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_edgegemma-convert");
 
@@ -26,36 +25,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_edgegemma-convert");
 /// whole by Gemma 1) written in several chunks, so kill points fall inside the tensor data.
 fn model(dir: &Path) -> PathBuf {
     let model = dir.join("model");
-    copy_dir(&tiny("gemma1-mqa-f32"), &model);
-    let (v, d) = (4096usize, 1024usize);
-    let cfg = model.join("config.json");
-    let mut c: Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
-    let o = c.as_object_mut().unwrap();
-    o.insert("vocab_size".into(), v.into());
-    o.insert("hidden_size".into(), d.into());
-    o.insert("num_hidden_layers".into(), 1.into());
-    std::fs::write(&cfg, c.to_string()).unwrap();
-    let mut t = vec![(
-        "model.embed_tokens.weight".to_string(),
-        vec![v, d],
-        random(v * d, 1, 0.05),
-    )];
-    for (n, s) in [
-        ("model.norm.weight", vec![d]),
-        ("model.layers.0.input_layernorm.weight", vec![d]),
-        ("model.layers.0.post_attention_layernorm.weight", vec![d]),
-        ("model.layers.0.self_attn.q_proj.weight", vec![64, d]),
-        ("model.layers.0.self_attn.k_proj.weight", vec![16, d]),
-        ("model.layers.0.self_attn.v_proj.weight", vec![16, d]),
-        ("model.layers.0.self_attn.o_proj.weight", vec![d, 64]),
-        ("model.layers.0.mlp.gate_proj.weight", vec![96, d]),
-        ("model.layers.0.mlp.up_proj.weight", vec![96, d]),
-        ("model.layers.0.mlp.down_proj.weight", vec![d, 96]),
-    ] {
-        let n_el = s.iter().product();
-        t.push((n.to_string(), s, random(n_el, 2, 0.05)));
-    }
-    write_safetensors(&model.join("model.safetensors"), &t, false);
+    widened_gemma1(&model, 4096, 1024);
     model
 }
 

@@ -266,36 +266,9 @@ fn interrupt_leaves_nothing_behind() {
 
     let dir = scratch("interrupt");
     let model = dir.join("big");
-    copy_dir(&tiny("gemma1-mqa-f32"), &model);
     // Gemma 1 keeps every embedding row: a 16384 × 1024 embedding (64 MiB of f32) that
     // q4_k_m quantizes on one thread for well over a second.
-    let (v, d) = (16384usize, 1024usize);
-    edit_config(&model, |c| {
-        c.insert("vocab_size".into(), serde_json::json!(v));
-        c.insert("hidden_size".into(), serde_json::json!(d));
-        c.insert("num_hidden_layers".into(), serde_json::json!(1));
-    });
-    let mut t = vec![(
-        "model.embed_tokens.weight".to_string(),
-        vec![v, d],
-        random(v * d, 1, 0.05),
-    )];
-    for (n, s) in [
-        ("model.norm.weight", vec![d]),
-        ("model.layers.0.input_layernorm.weight", vec![d]),
-        ("model.layers.0.post_attention_layernorm.weight", vec![d]),
-        ("model.layers.0.self_attn.q_proj.weight", vec![64, d]),
-        ("model.layers.0.self_attn.k_proj.weight", vec![16, d]),
-        ("model.layers.0.self_attn.v_proj.weight", vec![16, d]),
-        ("model.layers.0.self_attn.o_proj.weight", vec![d, 64]),
-        ("model.layers.0.mlp.gate_proj.weight", vec![96, d]),
-        ("model.layers.0.mlp.up_proj.weight", vec![96, d]),
-        ("model.layers.0.mlp.down_proj.weight", vec![d, 96]),
-    ] {
-        let n_el = s.iter().product();
-        t.push((n.to_string(), s, random(n_el, 2, 0.05)));
-    }
-    write_safetensors(&model.join("model.safetensors"), &t, false);
+    widened_gemma1(&model, 16384, 1024);
     let out = dir.join("out.gguf");
     let mut child = Command::new(env!("CARGO_BIN_EXE_edgegemma-convert"))
         .args([

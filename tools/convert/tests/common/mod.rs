@@ -71,3 +71,38 @@ pub fn writing_output_in(pid: u32, dir: &Path) -> bool {
                 && target.to_string_lossy().ends_with(" (deleted)")
         })
 }
+
+/// `models/tiny/gemma1-mqa-f32` copied to `model` and widened to one layer with a `v × d`
+/// embedding (Gemma 1 keeps every embedding row), so its conversion writes enough bytes for a
+/// test to interrupt or kill it half-way. Weights are seeded: the same bytes every time.
+pub fn widened_gemma1(model: &Path, v: usize, d: usize) {
+    copy_dir(&tiny("gemma1-mqa-f32"), model);
+    let cfg = model.join("config.json");
+    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+    let o = c.as_object_mut().unwrap();
+    o.insert("vocab_size".into(), v.into());
+    o.insert("hidden_size".into(), d.into());
+    o.insert("num_hidden_layers".into(), 1.into());
+    std::fs::write(&cfg, c.to_string()).unwrap();
+    let mut t = vec![(
+        "model.embed_tokens.weight".to_string(),
+        vec![v, d],
+        random(v * d, 1, 0.05),
+    )];
+    for (n, s) in [
+        ("model.norm.weight", vec![d]),
+        ("model.layers.0.input_layernorm.weight", vec![d]),
+        ("model.layers.0.post_attention_layernorm.weight", vec![d]),
+        ("model.layers.0.self_attn.q_proj.weight", vec![64, d]),
+        ("model.layers.0.self_attn.k_proj.weight", vec![16, d]),
+        ("model.layers.0.self_attn.v_proj.weight", vec![16, d]),
+        ("model.layers.0.self_attn.o_proj.weight", vec![d, 64]),
+        ("model.layers.0.mlp.gate_proj.weight", vec![96, d]),
+        ("model.layers.0.mlp.up_proj.weight", vec![96, d]),
+        ("model.layers.0.mlp.down_proj.weight", vec![d, 96]),
+    ] {
+        let n_el = s.iter().product();
+        t.push((n.to_string(), s, random(n_el, 2, 0.05)));
+    }
+    write_safetensors(&model.join("model.safetensors"), &t, false);
+}
