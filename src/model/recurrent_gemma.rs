@@ -569,9 +569,9 @@ fn recurrent_block(
 /// `y = gelu_tanh(Wy·u + by)` into `s.ry` and the recurrence input `x = Wx·u + bx` into `s.rx`.
 fn input_branches(rec: &Recurrent, map: &[u8], r: usize, n: usize, s: &mut Scratch) -> Result<()> {
     let ops = ops::vec_ops();
-    let mut u = s.acts.input(&s.u, n);
-    u.matmul(map, &rec.in_y, &mut s.ry)?;
-    u.matmul(map, &rec.in_x, &mut s.rx)?;
+    s.acts
+        .input(&s.u, n)
+        .matmul_many(map, [&rec.in_y, &rec.in_x], [&mut s.ry, &mut s.rx])?;
     ops::par_rows2(&mut s.ry[..n * r], r, &mut s.rx[..n * r], r, |_, y, x| {
         ops.add(y, &rec.in_y_b);
         ops.gelu(y);
@@ -698,10 +698,11 @@ fn attention_block(
     let ops = ops::vec_ops();
     let (d, hd) = (cfg.n_embd, cfg.head_dim);
     let q_dim = cfg.n_head * hd;
-    let mut u = s.acts.input(&s.u, n);
-    u.matmul(map, &att.wq, &mut s.q)?;
-    u.matmul(map, &att.wk, &mut s.k)?;
-    u.matmul(map, &att.wv, &mut s.v)?;
+    s.acts.input(&s.u, n).matmul_many(
+        map,
+        [&att.wq, &att.wk, &att.wv],
+        [&mut s.q, &mut s.k, &mut s.v],
+    )?;
     // RoPE, then keys and values rounded as the cache will hold them.
     let ct = cache.cache_type();
     ops::par_rows2(
@@ -757,9 +758,9 @@ fn mlp_block(
 ) -> Result<()> {
     let ops = ops::vec_ops();
     let (d, f) = (cfg.n_embd, cfg.n_ff);
-    let mut u = s.acts.input(&s.u, n);
-    u.matmul(map, &mlp.gate, &mut s.gate)?;
-    u.matmul(map, &mlp.up, &mut s.up)?;
+    s.acts
+        .input(&s.u, n)
+        .matmul_many(map, [&mlp.gate, &mlp.up], [&mut s.gate, &mut s.up])?;
     ops::par_rows2(&mut s.gate[..n * f], f, &mut s.up[..n * f], f, |_, g, u| {
         ops.add(g, &mlp.gate_b);
         ops.add(u, &mlp.up_b);
