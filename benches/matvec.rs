@@ -15,7 +15,7 @@
 //! measured right after each case by `edgegemma::probe`, the probe of `edgegemma bench --mem-bw`
 //! (one contiguous share per thread, u64 sums with eight accumulators, best of 8 passes).
 //! `EDGEGEMMA_KERNELS` picks the kernel path as for the runtime.
-//! Weights and probe buffer are in 2 MiB pages, as the runtime's are with EDGEGEMMA_HUGE_PAGES=1;
+//! Weights and probe buffer are in 2 MiB pages, as the runtime's are once packed at load;
 //! `EDGEGEMMA_BENCH_PAGES=4k` puts the weights in 4 KiB pages instead.
 //!
 //! `EDGEGEMMA_BENCH_CLOCK=cpu` times the one-thread cases (matvec and read) by the thread's
@@ -133,7 +133,7 @@ fn weights(ty: GgmlType, cols: usize, rows: usize, copies: usize) -> memmap2::Mm
 }
 
 /// Anonymous memory of `bytes` bytes in the page size the runtime's weights get: 2 MiB pages
-/// (`GgufFile::open_in_huge_pages`), or 4 KiB pages with `EDGEGEMMA_BENCH_PAGES=4k` to compare.
+/// (`model::weights::PackArena`), or 4 KiB pages with `EDGEGEMMA_BENCH_PAGES=4k` to compare.
 /// Unwritten, so the caller fills it (an untouched mapping reads one shared zero page).
 fn page_buf(bytes: usize) -> memmap2::MmapMut {
     let m = memmap2::MmapMut::map_anon(bytes.max(1)).expect("anonymous mapping for the bench");

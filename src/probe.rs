@@ -115,10 +115,10 @@ pub fn read_pass_secs_per_byte(
 ) -> Vec<f64> {
     let threads = rayon::current_num_threads().max(1);
     let words = (bytes.max(READ_BW_MIN_BYTES) / 8) as usize;
-    // In 2 MiB pages where the OS has them, as the weights are with EDGEGEMMA_HUGE_PAGES=1
-    // (`GgufFile::open_in_huge_pages`): over 4 KiB pages the same loop reads ~30% slower
+    // In 2 MiB pages where the OS has them, as the weights are once packed at load
+    // (`model::weights::PackArena`): over 4 KiB pages the same loop reads ~30% slower
     // (1 thread, 11.3 vs 15.5 GB/s), so a probe in small pages would understate the
-    // machine's limit (and flatter the default, in-place mapped weights against it).
+    // machine's limit.
     let mut pages = match memmap2::MmapMut::map_anon(words * 8) {
         Ok(m) => m,
         Err(_) => return Vec::new(),

@@ -463,39 +463,3 @@ fn gguf_rs_reads_our_files() {
         assert_eq!(&raw[start..start + data.len()], &data[..]);
     }
 }
-
-/// A file larger than one 2 MiB page and not a whole number of them: opened into huge pages
-/// it must read exactly as the file mapping does (every byte, the tensor views, metadata),
-/// and `release_pages` (which would zero an anonymous copy) must leave its bytes alone.
-#[test]
-fn open_in_huge_pages_reads_the_same_bytes() {
-    let dir = scratch_dir!("roundtrip-huge-pages");
-    let path = dir.join("big.gguf");
-    let mut w = GgufWriter::new(&path);
-    w.add_metadata("general.architecture", OwnedValue::from("gemma3"))
-        .unwrap();
-    let dims: [&[u64]; 2] = [&[640, 4000], &[32, 3]];
-    let mut datas = Vec::new();
-    for (i, d) in dims.iter().enumerate() {
-        let size = w.add_tensor(&format!("t{i}"), GgmlType::Q8_0, d).unwrap();
-        datas.push(bytes(100 + i as u64, size as usize));
-    }
-    let mut d = w.begin(File::create(&path).unwrap()).unwrap();
-    for (i, data) in datas.iter().enumerate() {
-        d.write_tensor(&format!("t{i}"), data).unwrap();
-    }
-    d.finish().unwrap().sync_all().unwrap();
-
-    let mapped = GgufFile::open(&path).unwrap();
-    let copied = GgufFile::open_in_huge_pages(&path).unwrap();
-    assert!(copied.file_size() > 2 << 20 && !copied.file_size().is_multiple_of(2 << 20));
-    assert_eq!(copied.file_size(), mapped.file_size());
-    assert!(copied.mapped_bytes() == mapped.mapped_bytes());
-    assert_eq!(copied.architecture().unwrap(), "gemma3");
-    for (i, data) in datas.iter().enumerate() {
-        let t = copied.tensor(&format!("t{i}")).unwrap();
-        assert!(t.data() == &data[..], "tensor t{i}");
-        copied.release_pages(t.data());
-        assert!(t.data() == &data[..], "tensor t{i} after release_pages");
-    }
-}

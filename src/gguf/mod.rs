@@ -38,7 +38,7 @@ mod value;
 mod writer;
 
 pub use error::GgufError;
-pub use reader::{huge_pages_requested, GgufFile, HUGE_PAGES_ENV, MAX_KEY_BYTES};
+pub use reader::{mem_available, GgufFile, MAX_KEY_BYTES};
 pub use tensor::{TensorInfo, TensorView, MAX_DIMS, MAX_TENSOR_NAME_BYTES};
 pub use value::{ArrayIter, ArrayView, OwnedArray, OwnedValue, Value, ValueType};
 pub use writer::{GgufDataWriter, GgufWriter, WRITE_VERSION};

@@ -66,43 +66,24 @@ struct MetaEntry {
     end: usize,
 }
 
-/// Where the file's bytes live: the file mapping itself, or (see
-/// [`GgufFile::open_in_huge_pages`]) an anonymous copy in 2 MiB pages.
-enum Mapping {
-    File(Mmap),
-    /// `map[start..start + len]` holds the whole file; `start` aligns it to 2 MiB.
-    Copy {
-        map: Mmap,
-        start: usize,
-        len: usize,
-    },
+/// The file's bytes: its read-only mapping.
+type Mapping = Mmap;
+
+/// Linux's `MemAvailable` in bytes (`None` elsewhere or when unreadable): what a loader checks
+/// before it moves weights into anonymous memory, which the OS cannot drop under memory
+/// pressure the way it drops clean file pages (a phone's low-memory killer counts them).
+pub fn mem_available() -> Option<u64> {
+    let m = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb = m
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kb.saturating_mul(1024))
 }
-
-impl std::ops::Deref for Mapping {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Mapping::File(m) => m,
-            Mapping::Copy { map, start, len } => &map[*start..*start + *len],
-        }
-    }
-}
-
-/// Set to `1` to have models copy their weights into 2 MiB pages at load
-/// ([`GgufFile::open_in_huge_pages`]). Off by default: measured on this machine kind
-/// (Gemma 3 270M Q4_K_M, 1 thread, same run) the copy makes tg128 6-13% faster (45.6-46.1 ->
-/// 49.1-51.4 t/s) but load 63-66 -> 611 ms (page zeroing and compaction in the VM), so time to
-/// first token of a 512-token prompt rises by ~0.57 s, which a `run` or a phone app's start
-/// pays every time; long-lived processes (`serve`) gain from it.
-pub const HUGE_PAGES_ENV: &str = "EDGEGEMMA_HUGE_PAGES";
-
-/// Whether [`HUGE_PAGES_ENV`] asks for the copy.
-pub fn huge_pages_requested() -> bool {
-    std::env::var(HUGE_PAGES_ENV).is_ok_and(|v| v == "1")
-}
-
-/// Transparent huge page size on the Linux targets (x86-64, aarch64 with 4 KiB base pages).
-const HUGE_PAGE: usize = 2 << 20;
 
 struct Parsed {
     version: u32,
@@ -149,7 +130,7 @@ impl GgufFile {
         let parsed = parse(&map).map_err(|msg| GgufError::new(path, msg))?;
         Ok(GgufFile {
             path: path.to_path_buf(),
-            map: Arc::new(Mapping::File(map)),
+            map: Arc::new(map),
             version: parsed.version,
             alignment: parsed.alignment,
             data_offset: parsed.data_offset,
@@ -158,69 +139,6 @@ impl GgufFile {
             tensors: parsed.tensors,
             tensor_index: parsed.tensor_index,
         })
-    }
-
-    /// [`open`](Self::open), then, on Linux with transparent huge pages available (`madvise` or
-    /// `always` mode), moves the bytes into an anonymous copy backed by 2 MiB pages, for a
-    /// model's weights that are streamed once per token. The page cache of a file written by
-    /// `cp` or a download mostly holds 4 KiB folios, so its mapping is mostly 4 KiB pages
-    /// (measured: 14 of 241 MiB of the shipped model mapped in 2 MiB pages), and a decode step
-    /// then walks ~60k pages. Measured on Zen 5 (1 thread, thread CPU time, loaded machine,
-    /// 256 MiB summed): 10.8-12.3 GB/s over 4 KiB pages, 15.3-16.0 over 2 MiB pages. The copy
-    /// is made 2 MiB at a time, dropping each piece of the file mapping once copied, so peak
-    /// RSS stays the file's size plus one piece; it costs one read of the file at load.
-    /// Anything that prevents the copy (no THP, a small file, a failed mapping) leaves the
-    /// file mapping in place: the bytes are the same either way.
-    pub fn open_in_huge_pages(path: impl AsRef<Path>) -> Result<GgufFile, GgufError> {
-        let mut file = Self::open(path)?;
-        if let Some(copy) = file.huge_page_copy() {
-            file.map = Arc::new(copy);
-        }
-        Ok(file)
-    }
-
-    #[cfg(target_os = "linux")]
-    fn huge_page_copy(&self) -> Option<Mapping> {
-        let Mapping::File(src) = &*self.map else {
-            return None;
-        };
-        let len = src.len();
-        let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").ok()?;
-        if len < HUGE_PAGE || thp.contains("[never]") {
-            return None;
-        }
-        // Anonymous pages cannot be dropped under memory pressure the way clean file pages
-        // can (a phone's low-memory killer counts them), so the copy is made only when the
-        // machine has room for it twice over; otherwise the weights stay mapped in place.
-        let available = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|m| {
-                m.lines()
-                    .find_map(|l| l.strip_prefix("MemAvailable:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            })?;
-        if (len as u64).saturating_mul(2) > available.saturating_mul(1024) {
-            return None;
-        }
-        let mut copy = MmapOptions::new().len(len + HUGE_PAGE).map_anon().ok()?;
-        let start = (copy.as_ptr() as usize).next_multiple_of(HUGE_PAGE) - copy.as_ptr() as usize;
-        // Advice only: without it the copy still works, in 4 KiB pages.
-        let _ = copy.advise(memmap2::Advice::HugePage);
-        for at in (0..len).step_by(HUGE_PAGE) {
-            let n = HUGE_PAGE.min(len - at);
-            copy[start + at..start + at + n].copy_from_slice(&src[at..at + n]);
-            // SAFETY: a read-only file mapping that nothing reads from again (it is dropped
-            // when this copy replaces it); MADV_DONTNEED only drops this process's pages.
-            let _ =
-                unsafe { src.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, at, n) };
-        }
-        let map = copy.make_read_only().ok()?;
-        Some(Mapping::Copy { map, start, len })
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn huge_page_copy(&self) -> Option<Mapping> {
-        None
     }
 
     pub fn path(&self) -> &Path {
@@ -428,13 +346,10 @@ impl GgufFile {
     /// Tells the OS this process no longer needs the pages under `bytes` (a slice of this
     /// file's tensor data, e.g. part of a [`TensorView::data`]), so one pass over a large file
     /// (the converter's requantize) does not keep it all resident. The bytes stay readable:
-    /// touching them again re-reads the file. A no-op off Linux, for a file opened with
-    /// [`open_in_huge_pages`](Self::open_in_huge_pages), or for a slice outside the mapping.
+    /// touching them again re-reads the file. A no-op off Linux or for a slice outside the
+    /// mapping.
     pub fn release_pages(&self, bytes: &[u8]) {
-        // A copy in anonymous memory has no file behind it to re-read from.
-        let Mapping::File(map) = &*self.map else {
-            return;
-        };
+        let map = &*self.map;
         let start = (bytes.as_ptr() as usize).wrapping_sub(map.as_ptr() as usize);
         if bytes.is_empty() || start >= map.len() || map.len() - start < bytes.len() {
             return;

@@ -277,15 +277,16 @@ pub type Gemma = Decoder<GemmaStack>;
 
 impl Gemma {
     pub fn load(file: &GgufFile, run: &RunConfig) -> Result<Gemma> {
-        // The model keeps its own handle on the same mapping (in 2 MiB pages when
-        // `model::load` could move it there: see `GgufFile::open_in_huge_pages`).
+        // The model keeps its own handle on the same mapping.
         let file = file.clone();
         let cfg = GemmaConfig::from_gguf(&file)?;
         let (d, hd) = (cfg.n_embd, cfg.head_dim);
         let q_dim = cfg.n_head * hd;
         let kv_dim = cfg.n_head_kv * hd;
-        let token_embd = weights::matrix(&file, tensor::TOKEN_EMBD, d, cfg.n_vocab)?;
-        let output = weights::matrix_opt(&file, tensor::OUTPUT, d, cfg.n_vocab)?
+        let ld = weights::Loader::new(&file);
+        let token_embd = ld.matrix(tensor::TOKEN_EMBD, d, cfg.n_vocab)?;
+        let output = ld
+            .matrix_opt(tensor::OUTPUT, d, cfg.n_vocab)?
             .unwrap_or_else(|| token_embd.clone());
         let output_norm = weights::vector(&file, tensor::OUTPUT_NORM, d)?;
         let g2plus = cfg.generation != Generation::Gemma1;
@@ -302,17 +303,17 @@ impl Gemma {
             };
             layers.push(Layer {
                 attn_norm: weights::vector(&file, &n(BlockTensor::AttnNorm), d)?,
-                wq: weights::matrix(&file, &n(BlockTensor::AttnQ), d, q_dim)?,
-                wk: weights::matrix(&file, &n(BlockTensor::AttnK), d, kv_dim)?,
-                wv: weights::matrix(&file, &n(BlockTensor::AttnV), d, kv_dim)?,
-                wo: weights::matrix(&file, &n(BlockTensor::AttnOutput), q_dim, d)?,
+                wq: ld.matrix(&n(BlockTensor::AttnQ), d, q_dim)?,
+                wk: ld.matrix(&n(BlockTensor::AttnK), d, kv_dim)?,
+                wv: ld.matrix(&n(BlockTensor::AttnV), d, kv_dim)?,
+                wo: ld.matrix(&n(BlockTensor::AttnOutput), q_dim, d)?,
                 q_norm: opt_vec(BlockTensor::AttnQNorm, hd, g3)?,
                 k_norm: opt_vec(BlockTensor::AttnKNorm, hd, g3)?,
                 post_attn_norm: opt_vec(BlockTensor::PostAttentionNorm, d, g2plus)?,
                 ffn_norm: weights::vector(&file, &n(BlockTensor::FfnNorm), d)?,
-                gate: weights::matrix(&file, &n(BlockTensor::FfnGate), d, cfg.n_ff)?,
-                up: weights::matrix(&file, &n(BlockTensor::FfnUp), d, cfg.n_ff)?,
-                down: weights::matrix(&file, &n(BlockTensor::FfnDown), cfg.n_ff, d)?,
+                gate: ld.matrix(&n(BlockTensor::FfnGate), d, cfg.n_ff)?,
+                up: ld.matrix(&n(BlockTensor::FfnUp), d, cfg.n_ff)?,
+                down: ld.matrix(&n(BlockTensor::FfnDown), cfg.n_ff, d)?,
                 post_ffw_norm: opt_vec(BlockTensor::PostFfwNorm, d, g2plus)?,
                 local: cfg.is_local[i],
             });
@@ -372,6 +373,8 @@ impl Gemma {
             caches,
             s,
         };
+        // Done reading the file: the packed matrices' pages are dropped once more (see `Loader`).
+        drop(ld);
         Ok(Decoder::new(file, stack, head, n_ctx, n_batch))
     }
 

@@ -87,14 +87,9 @@ pub trait LanguageModel: Send {
     }
 }
 
-/// Opens a GGUF (its bytes copied into 2 MiB pages if `EDGEGEMMA_HUGE_PAGES=1`: see
-/// [`crate::gguf::HUGE_PAGES_ENV`]) and builds the model its architecture names.
+/// Opens a GGUF and builds the model its architecture names.
 pub fn load(path: &Path, run: &RunConfig) -> Result<(Box<dyn LanguageModel>, GgufFile)> {
-    let file = if crate::gguf::huge_pages_requested() {
-        GgufFile::open_in_huge_pages(path)?
-    } else {
-        GgufFile::open(path)?
-    };
+    let file = GgufFile::open(path)?;
     let name = file.architecture()?;
     let model: Box<dyn LanguageModel> = match Arch::from_name(name) {
         Some(Arch::Gemma | Arch::Gemma2 | Arch::Gemma3) => {

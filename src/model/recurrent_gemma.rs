@@ -252,8 +252,10 @@ impl RecurrentGemma {
         let hd = cfg.head_dim;
         let q_dim = cfg.n_head * hd;
         let blk = r / cfg.gate_blocks;
-        let token_embd = weights::matrix(&file, tensor::TOKEN_EMBD, d, cfg.n_vocab)?;
-        let output = weights::matrix_opt(&file, tensor::OUTPUT, d, cfg.n_vocab)?
+        let ld = weights::Loader::new(&file);
+        let token_embd = ld.matrix(tensor::TOKEN_EMBD, d, cfg.n_vocab)?;
+        let output = ld
+            .matrix_opt(tensor::OUTPUT, d, cfg.n_vocab)?
             .unwrap_or_else(|| token_embd.clone());
         let output_norm = weights::vector(&file, tensor::OUTPUT_NORM, d)?;
         let mut layers = Vec::with_capacity(cfg.n_layer);
@@ -261,19 +263,19 @@ impl RecurrentGemma {
             let w = |t: BlockTensor| t.weight(i);
             let b = |t: BlockTensor| t.bias(i);
             let mlp = Mlp {
-                gate: weights::matrix(&file, &w(BlockTensor::FfnGate), d, f)?,
+                gate: ld.matrix(&w(BlockTensor::FfnGate), d, f)?,
                 gate_b: weights::vector(&file, &b(BlockTensor::FfnGate), f)?,
-                up: weights::matrix(&file, &w(BlockTensor::FfnUp), d, f)?,
+                up: ld.matrix(&w(BlockTensor::FfnUp), d, f)?,
                 up_b: weights::vector(&file, &b(BlockTensor::FfnUp), f)?,
-                down: weights::matrix(&file, &w(BlockTensor::FfnDown), f, d)?,
+                down: ld.matrix(&w(BlockTensor::FfnDown), f, d)?,
                 down_b: weights::vector(&file, &b(BlockTensor::FfnDown), d)?,
             };
             let temporal = if cfg.is_attention[i] {
                 Temporal::Attention(Attention {
-                    wq: weights::matrix(&file, &w(BlockTensor::AttnQ), d, q_dim)?,
-                    wk: weights::matrix(&file, &w(BlockTensor::AttnK), d, hd)?,
-                    wv: weights::matrix(&file, &w(BlockTensor::AttnV), d, hd)?,
-                    wo: weights::matrix(&file, &w(BlockTensor::AttnOutput), q_dim, d)?,
+                    wq: ld.matrix(&w(BlockTensor::AttnQ), d, q_dim)?,
+                    wk: ld.matrix(&w(BlockTensor::AttnK), d, hd)?,
+                    wv: ld.matrix(&w(BlockTensor::AttnV), d, hd)?,
+                    wo: ld.matrix(&w(BlockTensor::AttnOutput), q_dim, d)?,
                     wo_b: weights::vector(&file, &b(BlockTensor::AttnOutput), d)?,
                 })
             } else {
@@ -294,13 +296,14 @@ impl RecurrentGemma {
                     }
                     // Read it as one (H·B) × B matrix, then cut per block.
                     let whole = weights::matrix_from_3d(&file, name, blk, cfg.gate_blocks * blk)?;
-                    let per = whole.range.len() / cfg.gate_blocks;
+                    let range = whole
+                        .mapped_range()
+                        .expect("matrix_from_3d reads the file's row layout");
+                    let per = range.len() / cfg.gate_blocks;
                     Ok((0..cfg.gate_blocks)
-                        .map(|h| MatRef {
-                            ty: whole.ty,
-                            range: whole.range.start + h * per..whole.range.start + (h + 1) * per,
-                            rows: blk,
-                            cols: blk,
+                        .map(|h| {
+                            let start = range.start + h * per;
+                            MatRef::mapped(whole.ty, start..start + per, blk, blk)
                         })
                         .collect())
                 };
@@ -312,9 +315,9 @@ impl RecurrentGemma {
                     .map(|i| per_channel[(i % r) * cw + i / r])
                     .collect();
                 Temporal::Recurrent(Recurrent {
-                    in_x: weights::matrix(&file, &w(BlockTensor::RglruInX), d, r)?,
+                    in_x: ld.matrix(&w(BlockTensor::RglruInX), d, r)?,
                     in_x_b: weights::vector(&file, &b(BlockTensor::RglruInX), r)?,
-                    in_y: weights::matrix(&file, &w(BlockTensor::RglruInY), d, r)?,
+                    in_y: ld.matrix(&w(BlockTensor::RglruInY), d, r)?,
                     in_y_b: weights::vector(&file, &b(BlockTensor::RglruInY), r)?,
                     conv_w,
                     conv_b: weights::vector(&file, &b(BlockTensor::RglruConv1d), r)?,
@@ -334,7 +337,7 @@ impl RecurrentGemma {
                         .iter()
                         .map(|&l| -cfg.lru_c * ops::softplus(l))
                         .collect(),
-                    out: weights::matrix(&file, &w(BlockTensor::RglruOut), r, d)?,
+                    out: ld.matrix(&w(BlockTensor::RglruOut), r, d)?,
                     out_b: weights::vector(&file, &b(BlockTensor::RglruOut), d)?,
                 })
             };
@@ -395,6 +398,8 @@ impl RecurrentGemma {
             s,
         };
         // The state is fixed-size: no context limit.
+        // Done reading the file: the packed matrices' pages are dropped once more (see `Loader`).
+        drop(ld);
         Ok(Decoder::new(file, stack, head, usize::MAX, nb))
     }
 

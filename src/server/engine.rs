@@ -111,14 +111,8 @@ impl Engine {
         parallel: usize,
         queue_len: usize,
     ) -> Result<Engine, String> {
-        // One mapping of the weights shared by every slot (a copy in 2 MiB pages with
-        // EDGEGEMMA_HUGE_PAGES=1, which a long-lived server gains from).
-        let file = if crate::gguf::huge_pages_requested() {
-            GgufFile::open_in_huge_pages(path)
-        } else {
-            GgufFile::open(path)
-        }
-        .map_err(|e| e.to_string())?;
+        // One mapping of the file shared by every slot.
+        let file = GgufFile::open(path).map_err(|e| e.to_string())?;
         let tok = Arc::new(Tokenizer::from_gguf_file(&file).map_err(|e| e.to_string())?);
         let template = Arc::new(
             ChatTemplate::from_gguf(&file, &tok).map_err(|e| format!("{}: {e}", path.display()))?,
