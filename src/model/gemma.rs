@@ -18,7 +18,7 @@
 //! Norm weights are used as stored: llama.cpp-compatible GGUF files hold `1 + w` for every
 //! norm (q/k norms and the final norm too), and the converter writes them that way.
 
-use super::driver::{Decoder, OutputHead, Stack};
+use super::driver::{Decoder, OutputHead, Outputs, Stack};
 use super::rows::{embed, norm_rows, residual};
 use super::shared::{attend, ActsCache, AttnParams, MAX_GROUP_FLOATS, MAX_HEAD_DIM};
 use super::state::Fingerprint;
@@ -391,7 +391,13 @@ impl Stack for GemmaStack {
     /// Runs the decoder stack on `tokens` (at most `n_batch`), leaving the final hidden states
     /// in `s.x`. Every per-token step runs over the rayon pool in rows of tokens (each row
     /// computed alone, so the split never changes a bit).
-    fn forward_batch(&mut self, map: &[u8], pos0: usize, tokens: &[u32]) -> Result<()> {
+    fn forward_batch(
+        &mut self,
+        map: &[u8],
+        pos0: usize,
+        tokens: &[u32],
+        outputs: Outputs,
+    ) -> Result<()> {
         let n = tokens.len();
         let GemmaStack {
             cfg,
@@ -441,61 +447,93 @@ impl Stack for GemmaStack {
             );
             ops::par_rows(&mut s.v[..n * kv_dim], kv_dim, |_, v| ct.round_trip(v));
             let window = if layer.local { cfg.window } else { None };
-            attend(
-                &AttnParams {
-                    n_head: cfg.n_head,
-                    n_head_kv: cfg.n_head_kv,
-                    head_dim: hd,
-                    scale: cfg.attn_scale,
-                    softcap: cfg.attn_softcap,
-                    window,
-                },
-                cache,
-                pos0,
-                n,
-                &s.q[..n * q_dim],
-                &s.k[..n * kv_dim],
-                &s.v[..n * kv_dim],
-                &mut s.attn[..n * q_dim],
-            );
+            let params = AttnParams {
+                n_head: cfg.n_head,
+                n_head_kv: cfg.n_head_kv,
+                head_dim: hd,
+                scale: cfg.attn_scale,
+                softcap: cfg.attn_softcap,
+                window,
+            };
             // Only the newest `slots` positions of the batch can stay in the ring.
             let first = n.saturating_sub(cache.slots());
-            for t in first..n {
-                cache.write(
+            // The token rows `r0..n` that go on through this block: all of them, or, in the
+            // last block when only the last hidden state is wanted, the last one alone.
+            let last_block = std::ptr::eq(layer, layers.last().expect("at least one layer"));
+            let r0 = if last_block && outputs != Outputs::All {
+                // The batch's keys go into the ring first; the last token then attends to them
+                // there (its window is the ring's newest positions), with the same bits the
+                // batched call gives it (see `kernels::attention`).
+                for t in first..n {
+                    cache.write(
+                        pos0 + t,
+                        &s.k[t * kv_dim..(t + 1) * kv_dim],
+                        &s.v[t * kv_dim..(t + 1) * kv_dim],
+                    );
+                }
+                if outputs == Outputs::None {
+                    break;
+                }
+                let t = n - 1;
+                attend(
+                    &params,
+                    cache,
                     pos0 + t,
-                    &s.k[t * kv_dim..(t + 1) * kv_dim],
-                    &s.v[t * kv_dim..(t + 1) * kv_dim],
+                    1,
+                    &s.q[t * q_dim..n * q_dim],
+                    &s.k[t * kv_dim..n * kv_dim],
+                    &s.v[t * kv_dim..n * kv_dim],
+                    &mut s.attn[..q_dim],
                 );
-            }
+                t
+            } else {
+                attend(
+                    &params,
+                    cache,
+                    pos0,
+                    n,
+                    &s.q[..n * q_dim],
+                    &s.k[..n * kv_dim],
+                    &s.v[..n * kv_dim],
+                    &mut s.attn[..n * q_dim],
+                );
+                for t in first..n {
+                    cache.write(
+                        pos0 + t,
+                        &s.k[t * kv_dim..(t + 1) * kv_dim],
+                        &s.v[t * kv_dim..(t + 1) * kv_dim],
+                    );
+                }
+                0
+            };
+            // The attention output of rows r0..n is in s.attn[..m * q_dim].
+            let m = n - r0;
+            let x = &mut s.x[r0 * d..n * d];
             // h = h + [post_attention_norm](Wo·a)
-            s.acts.input(&s.attn, n).matmul(map, &layer.wo, &mut s.o)?;
+            s.acts
+                .input(&s.attn[..m * q_dim], m)
+                .matmul(map, &layer.wo, &mut s.o)?;
             residual(
-                &mut s.o[..n * d],
+                &mut s.o[..m * d],
                 layer.post_attn_norm.as_deref(),
                 eps,
-                &mut s.x[..n * d],
+                x,
                 d,
             );
             // MLP sub-block: h = h + [post_ffw_norm](Wdown·(gelu(Wgate·u') ⊙ Wup·u')).
-            norm_rows(&s.x[..n * d], &layer.ffn_norm, eps, &mut s.u[..n * d], d);
-            s.acts.input(&s.u, n).matmul_many(
+            norm_rows(x, &layer.ffn_norm, eps, &mut s.u[..m * d], d);
+            s.acts.input(&s.u[..m * d], m).matmul_many(
                 map,
                 [&layer.gate, &layer.up],
                 [&mut s.gate, &mut s.up],
             )?;
-            ops::par_rows2(&mut s.gate[..n * f], f, &mut s.up[..n * f], f, |_, g, u| {
+            ops::par_rows2(&mut s.gate[..m * f], f, &mut s.up[..m * f], f, |_, g, u| {
                 ops.geglu(g, u)
             });
             s.acts
-                .input(&s.gate, n)
+                .input(&s.gate[..m * f], m)
                 .matmul(map, &layer.down, &mut s.o)?;
-            residual(
-                &mut s.o[..n * d],
-                layer.post_ffw_norm.as_deref(),
-                eps,
-                &mut s.x[..n * d],
-                d,
-            );
+            residual(&mut s.o[..m * d], layer.post_ffw_norm.as_deref(), eps, x, d);
         }
         Ok(())
     }

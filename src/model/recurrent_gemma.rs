@@ -21,7 +21,7 @@
 //! RG-LRU vector (f32), per attention layer a ring of exactly `W` previous positions. The GGUF
 //! naming is documented in `docs/gguf-recurrentgemma.md`.
 
-use super::driver::{Decoder, OutputHead, Stack};
+use super::driver::{Decoder, OutputHead, Outputs, Stack};
 use super::rows::{embed, norm_rows, residual};
 use super::shared::{attend, ActsCache, AttnParams, MAX_GROUP_FLOATS, MAX_HEAD_DIM};
 use super::state::Fingerprint;
@@ -416,7 +416,13 @@ impl Stack for RecurrentGemmaStack {
     /// The residual blocks on `tokens` (at most `n_batch`), leaving the final hidden states
     /// in `s.x`. Per-token steps run over the rayon pool in rows of tokens; the RG-LRU scan
     /// is sequential in time and split across channels.
-    fn forward_batch(&mut self, map: &[u8], pos0: usize, tokens: &[u32]) -> Result<()> {
+    fn forward_batch(
+        &mut self,
+        map: &[u8],
+        pos0: usize,
+        tokens: &[u32],
+        _outputs: Outputs,
+    ) -> Result<()> {
         let n = tokens.len();
         let RecurrentGemmaStack {
             cfg,

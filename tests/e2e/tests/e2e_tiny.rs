@@ -167,6 +167,41 @@ fn token_by_token_decoding_equals_the_batched_forward() {
     }
 }
 
+/// `eval` needs only the last position's hidden state, so a stack may skip the last block's
+/// work for the other rows (and the whole last block of earlier prompt chunks): its logits must
+/// be exactly those of the full batched forward, and the state it leaves must be whole (the
+/// next step matches a full forward over prompt + one token).
+#[test]
+fn last_token_logits_equal_every_position_logits() {
+    for name in MODELS {
+        let g = Golden::load(name);
+        let cols = g.columns();
+        let path = converted(name, "f32");
+        for cache in [CacheType::F32, CacheType::F16] {
+            let (ids, _) = &g.sequences()[2];
+            let (prompt, next) = (&ids[..ids.len() - 1], ids[ids.len() - 1]);
+            for batch in [64, 5] {
+                let mut full = open(&path, cache, batch);
+                let every = all_logits(full.as_mut(), ids, cols);
+                let want_prompt = &every[(prompt.len() - 1) * cols..prompt.len() * cols];
+                let want_next = &every[(ids.len() - 1) * cols..];
+                let mut m = open(&path, cache, batch);
+                let got = m.eval(prompt).unwrap()[..cols].to_vec();
+                assert!(
+                    got == want_prompt,
+                    "{name} {cache:?} batch {batch}: eval's last logits differ from eval_all's"
+                );
+                let got = m.eval(&[next]).unwrap()[..cols].to_vec();
+                let (d, same) = compare(want_next, &got, cols);
+                assert!(
+                    d <= 1e-4 && same,
+                    "{name} {cache:?} batch {batch}: next step after eval differs by {d}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn greedy_continuations_follow_the_reference_step_logits() {
     for name in MODELS {
