@@ -224,3 +224,50 @@ fn every_tensor_dequantizes_bit_exactly_like_gguf_py() {
         f.tensor_count()
     );
 }
+
+/// The process's resident anonymous memory (Linux `RssAnon`), in bytes.
+fn rss_anon() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: u64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// Models built from one file (the server's `--parallel` slots) share the weights packed at
+/// load: a second model adds its KV cache and scratch, not another copy of the matrices.
+#[test]
+fn models_of_one_file_share_their_packed_weights() {
+    let Some(path) = real_model() else { return };
+    let file = GgufFile::open(&path).unwrap();
+    let run = edgegemma::model::RunConfig {
+        n_ctx: 256,
+        ..Default::default()
+    };
+    let Some(before) = rss_anon() else {
+        eprintln!("SKIPPED: no /proc/self/status RssAnon here");
+        return;
+    };
+    let first = edgegemma::model::gemma::Gemma::load(&file, &run).unwrap();
+    let one = rss_anon().unwrap() - before;
+    let second = edgegemma::model::gemma::Gemma::load(&file, &run).unwrap();
+    let two = rss_anon().unwrap() - before;
+    eprintln!("anonymous RSS: one model {one} B, two models {two} B");
+    if one < file.file_size() / 2 {
+        // Nothing was packed (EDGEGEMMA_PACK=0, or too little free memory): nothing to share.
+        eprintln!("SKIPPED: the weights were not packed ({one} B anonymous)");
+        return;
+    }
+    assert!(
+        two - one < file.file_size() / 10,
+        "the second model added {} B of anonymous memory (file {} B)",
+        two - one,
+        file.file_size()
+    );
+    drop((first, second));
+}

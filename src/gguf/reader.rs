@@ -39,7 +39,12 @@ pub struct GgufFile {
     key_index: HashMap<String, usize>,
     tensors: Vec<TensorInfo>,
     tensor_index: HashMap<String, usize>,
+    /// What users build once from the bytes and share between every handle on this mapping
+    /// (see [`GgufFile::shared`]).
+    shared: Arc<std::sync::Mutex<SharedMap>>,
 }
+
+type SharedMap = HashMap<&'static str, Arc<dyn std::any::Any + Send + Sync>>;
 
 impl std::fmt::Debug for GgufFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -138,6 +143,7 @@ impl GgufFile {
             key_index: parsed.key_index,
             tensors: parsed.tensors,
             tensor_index: parsed.tensor_index,
+            shared: Default::default(),
         })
     }
 
@@ -341,6 +347,21 @@ impl GgufFile {
     /// Lets a model keep offsets instead of borrowing views of itself.
     pub fn mapped_bytes(&self) -> &[u8] {
         &self.map
+    }
+
+    /// The value every handle on this mapping (this file and its clones) shares under `key`,
+    /// made by `make` on first use: data derived from the bytes once, however many models are
+    /// built from the file (the server's slots share their packed weights this way). A value of
+    /// another type already under `key` is a programming error.
+    pub fn shared<T: std::any::Any + Send + Sync>(
+        &self,
+        key: &'static str,
+        make: impl FnOnce() -> T,
+    ) -> Arc<T> {
+        let mut m = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let v = m.entry(key).or_insert_with(|| Arc::new(make())).clone();
+        v.downcast::<T>()
+            .unwrap_or_else(|_| panic!("GgufFile::shared: {key:?} holds another type"))
     }
 
     /// Tells the OS this process no longer needs the pages under `bytes` (a slice of this

@@ -9,10 +9,10 @@ use crate::gguf::names::Arch;
 use crate::gguf::GgufFile;
 use crate::kernels::{GgmlType, WeightMatrix};
 use rayon::prelude::*;
-use std::cell::OnceCell;
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Set to `0` to keep every matrix mapped in place in the file's row layout (A/B measurements,
 /// debugging).
@@ -204,14 +204,25 @@ impl PackArena {
 }
 
 /// Reads a model's matrices from its file into a [`PackArena`], interleaving the rows of those
-/// the kernel path has a layout for (see [`MatData`]).
+/// the kernel path has a layout for (see [`MatData`]). Models built from one file (its clones
+/// included: the server's slots) share one arena and each packed matrix once.
 pub struct Loader<'f> {
     file: &'f GgufFile,
     pack: bool,
-    arena: OnceCell<Option<Arc<PackArena>>>,
+    set: Arc<PackedSet>,
     /// File ranges of the matrices packed so far (dropped once more when the loader is done).
     packed: std::cell::RefCell<Vec<Range<usize>>>,
 }
+
+/// The packed matrices of one mapped file, by their offset in it.
+#[derive(Default)]
+struct PackedSet {
+    arena: OnceLock<Option<Arc<PackArena>>>,
+    mats: Mutex<HashMap<usize, MatData>>,
+}
+
+/// The key of the [`PackedSet`] in [`GgufFile::shared`].
+const PACKED_SET: &str = "edgegemma.model.weights.packed";
 
 /// Matrices below this size stay mapped: a few KiB gain nothing from 2 MiB pages.
 const MIN_PACK_BYTES: usize = 64 << 10;
@@ -226,7 +237,7 @@ impl<'f> Loader<'f> {
         Loader {
             file,
             pack,
-            arena: OnceCell::new(),
+            set: file.shared(PACKED_SET, PackedSet::default),
             packed: Default::default(),
         }
     }
@@ -246,12 +257,24 @@ impl<'f> Loader<'f> {
         if !self.pack || bytes < MIN_PACK_BYTES {
             return Ok(Some(m));
         }
+        let start = m.mapped_range().map_or(0, |r| r.start);
+        // Held while packing: a second model of the same file waits and then shares it.
+        let mut mats = self.set.mats.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(data) = mats.get(&start) {
+            return Ok(Some(MatRef {
+                data: data.clone(),
+                ..m
+            }));
+        }
         let interleave = rows.is_multiple_of(x16::ROWS) && x16::interleaves(m.ty);
-        Ok(Some(self.pack(name, m, interleave)?))
+        let m = self.pack(name, m, interleave)?;
+        mats.insert(start, m.data.clone());
+        Ok(Some(m))
     }
 
     fn arena(&self) -> Option<&Arc<PackArena>> {
-        self.arena
+        self.set
+            .arena
             .get_or_init(|| {
                 let cap =
                     (self.file.file_size() as usize).saturating_add(64 * self.file.tensors().len());
