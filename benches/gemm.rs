@@ -2,7 +2,9 @@
 //! shapes: the table's prefill kernel (`Kernels::gemm`) against its decode kernel
 //! (`Kernels::dot_rows`, the path prefill took before it had its own kernels) on the same
 //! batch, in the same run, alternating, one thread; then the whole `matmul` (prefill split
-//! over a 2-thread pool).
+//! over a 2-thread pool). For Q4_0 / Q5_0 / Q8_0 also the x16 kernel (`Kernels::x16`) on the
+//! matrix packed in the interleaved 16-row layout (`x16-1t`, and `x16/gemm` its speed-up over
+//! `gemm-1t`, alternating with the others).
 //!
 //! `cargo bench --bench gemm` (plain harness; filter by format names, e.g. `-- q4_0 q8_0`).
 //! `EDGEGEMMA_KERNELS` picks the path as for the runtime; `EDGEGEMMA_BENCH_TOKENS` the batch
@@ -119,8 +121,8 @@ fn main() {
     );
     println!("{}", probe::CpuInfo::detect().summary());
     println!(
-        "{:<6} {:>12} {:>10} {:>10} {:>8} {:>12}",
-        "format", "cols x rows", "decode-1t", "gemm-1t", "ratio", "matmul-2t"
+        "{:<6} {:>12} {:>10} {:>10} {:>8} {:>12} {:>10} {:>9}",
+        "format", "cols x rows", "decode-1t", "gemm-1t", "ratio", "matmul-2t", "x16-1t", "x16/gemm"
     );
     for ty in FORMATS {
         let name = ty.to_string().to_lowercase();
@@ -138,13 +140,22 @@ fn main() {
             let mut acts = QuantizedActs::new();
             acts.quantize_with(k, ty, &x, tokens, cols).unwrap();
             let mut out = vec![0.0f32; tokens * rows];
-            let run = |f: kernels::dispatch::DotRowsFn, out: &mut [f32]| {
+            let x16 = kernels::formats::interleaved::can_interleave(ty)
+                && rows.is_multiple_of(kernels::INTERLEAVE_ROWS);
+            let packed = if x16 {
+                let mut p = vec![0u8; wq.len()];
+                kernels::interleave(ty, cols, &wq, &mut p).unwrap();
+                p
+            } else {
+                Vec::new()
+            };
+            let run_on = |f: kernels::dispatch::DotRowsFn, wq: &[u8], out: &mut [f32]| {
                 // SAFETY: sizes are consistent (quantized above) and `out` is ours.
                 unsafe {
                     f(
                         ty,
                         cols,
-                        &wq,
+                        wq,
                         wq.len() / rows,
                         rows,
                         acts.bytes(),
@@ -155,8 +166,9 @@ fn main() {
                     )
                 }
             };
+            let run = |f, out: &mut [f32]| run_on(f, &wq, out);
             let ops = 2.0 * (rows * cols * tokens) as f64;
-            let (mut t_dec, mut t_gemm) = (f64::INFINITY, f64::INFINITY);
+            let (mut t_dec, mut t_gemm, mut t_x16) = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
             // Alternate so a burst of load elsewhere hits both alike.
             for _ in 0..3 {
                 t_dec = t_dec.min(best_of(1, 50_000_000, thread_cpu_ns, || {
@@ -165,20 +177,35 @@ fn main() {
                 t_gemm = t_gemm.min(best_of(1, 50_000_000, thread_cpu_ns, || {
                     run(k.gemm(ty), &mut out)
                 }));
+                if x16 {
+                    t_x16 = t_x16.min(best_of(1, 50_000_000, thread_cpu_ns, || {
+                        run_on(k.x16(ty), &packed, &mut out)
+                    }));
+                }
             }
             let t_mm = pool.install(|| {
                 best_of(3, 50_000_000, wall_ns, || {
                     matmul_with(k, &w, &acts, &mut out).unwrap()
                 })
             });
+            let (x16_gops, x16_ratio) = if x16 {
+                (
+                    format!("{:.1}", ops / t_x16 / 1e9),
+                    format!("{:.2}x", t_gemm / t_x16),
+                )
+            } else {
+                ("-".into(), "-".into())
+            };
             println!(
-                "{:<6} {:>12} {:>10.1} {:>10.1} {:>7.2}x {:>12.1}",
+                "{:<6} {:>12} {:>10.1} {:>10.1} {:>7.2}x {:>12.1} {:>10} {:>9}",
                 name,
                 format!("{cols}x{rows}"),
                 ops / t_dec / 1e9,
                 ops / t_gemm / 1e9,
                 t_dec / t_gemm,
-                ops / t_mm / 1e9
+                ops / t_mm / 1e9,
+                x16_gops,
+                x16_ratio
             );
         }
     }

@@ -3,7 +3,9 @@
 //!
 //! `cargo bench --bench matvec` (criterion; filter with e.g. `-- q4_0`). Groups:
 //! - `matvec/<fmt>/<cols>x<rows>/<threads>t`: one `matmul` of the weight matrix with one
-//!   quantized activation row (throughput = weight bytes, in GB/s). Calls cycle through copies
+//!   quantized activation row (throughput = weight bytes, in GB/s); `<fmt>-x16` is the same
+//!   matrix packed in the interleaved 16-row layout (Q4_0 / Q5_0 / Q8_0: `Kernels::x16`), and
+//!   the summary also gives how fast `interleave` packed it (single thread, GB/s). Calls cycle through copies
 //!   of the matrix spanning 96 MiB (3× the 32 MiB L3 of the machines measured), so every call
 //!   streams its weights from DRAM, as a decode step does;
 //! - `read/<MB>/<threads>t`: summing a buffer of that size as `bench --mem-bw` does;
@@ -59,6 +61,25 @@ const FORMATS: [GgmlType; 11] = [
     GgmlType::BF16,
     GgmlType::F32,
 ];
+
+/// The weight formats and layouts measured: every format in ggml rows, and the three with an
+/// interleaved layout packed too (`true`).
+fn variants() -> Vec<(GgmlType, bool)> {
+    FORMATS
+        .iter()
+        .flat_map(|&ty| {
+            let x16 = formats::interleaved::can_interleave(ty);
+            [(ty, false)].into_iter().chain(x16.then_some((ty, true)))
+        })
+        .collect()
+}
+
+fn variant_name(ty: GgmlType, packed: bool) -> String {
+    format!("{}{}", ty.name(), if packed { "-x16" } else { "" })
+}
+
+/// Seconds per byte of the `interleave` calls that packed the bench's matrices, by variant id.
+static PACK: Mutex<BTreeMap<String, f64>> = Mutex::new(BTreeMap::new());
 
 /// Per-iteration times of every sample criterion took, by benchmark id.
 static SAMPLES: Mutex<BTreeMap<String, Vec<f64>>> = Mutex::new(BTreeMap::new());
@@ -116,7 +137,13 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
 /// `copies` back-to-back `rows × cols` matrices of `ty`: 64 distinct quantized rows repeated
 /// (the values do not matter for speed, and quantizing 168M values per format would dominate
 /// the run).
-fn weights(ty: GgmlType, cols: usize, rows: usize, copies: usize) -> memmap2::MmapMut {
+fn weights(
+    ty: GgmlType,
+    cols: usize,
+    rows: usize,
+    copies: usize,
+    packed: bool,
+) -> memmap2::MmapMut {
     let rb = ty.row_bytes(cols as u64).unwrap() as usize;
     let distinct = rows.min(64);
     let mut base = vec![0u8; rb * distinct];
@@ -128,6 +155,17 @@ fn weights(ty: GgmlType, cols: usize, rows: usize, copies: usize) -> memmap2::Mm
     let mut w = page_buf(total);
     for piece in w.chunks_mut(base.len()) {
         piece.copy_from_slice(&base[..piece.len()]);
+    }
+    if packed {
+        let mut p = page_buf(total);
+        p.fill(0);
+        let t = Instant::now();
+        kernels::interleave(ty, cols, &w, &mut p).unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        PACK.lock()
+            .unwrap()
+            .insert(format!("{}/{cols}x{rows}", ty.name()), secs / total as f64);
+        return p;
     }
     w
 }
@@ -178,27 +216,34 @@ fn bench_matvec(c: &mut Criterion, pools: &[(usize, rayon::ThreadPool)]) {
     group.measurement_time(Duration::from_secs(2));
     group.sample_size(20);
     for &(cols, rows) in &SHAPES {
-        for ty in FORMATS {
+        for (ty, packed) in variants() {
             if ty.row_bytes(cols as u64).is_none() {
                 continue; // K-quants need a multiple of 256 columns
             }
+            let vname = variant_name(ty, packed);
             let bytes = (ty.row_bytes(cols as u64).unwrap() * rows as u64) as usize;
             let copies = copies_for(bytes);
             group.throughput(Throughput::BytesDecimal(bytes as u64));
             let mut data: Option<(memmap2::MmapMut, QuantizedActs)> = None;
             for (threads, pool) in pools {
-                let id = format!("{}/{cols}x{rows}/{threads}t", ty.name());
-                let read_id = format!("read-of/{}/{cols}x{rows}/{threads}t", ty.name());
+                let id = format!("{vname}/{cols}x{rows}/{threads}t");
+                let read_id = format!("read-of/{vname}/{cols}x{rows}/{threads}t");
                 group.bench_function(BenchmarkId::from_parameter(&id), |b| {
                     let (w, acts) = data.get_or_insert_with(|| {
-                        let w = weights(ty, cols, rows, copies);
+                        let w = weights(ty, cols, rows, copies, packed);
                         let mut acts = QuantizedActs::new();
                         acts.quantize(ty, &values(cols, 7), 1, cols).unwrap();
                         (w, acts)
                     });
                     let mats: Vec<WeightMatrix> = w
                         .chunks_exact(bytes)
-                        .map(|m| WeightMatrix::new(ty, m, rows, cols).unwrap())
+                        .map(|m| {
+                            if packed {
+                                WeightMatrix::new_interleaved(ty, m, rows, cols).unwrap()
+                            } else {
+                                WeightMatrix::new(ty, m, rows, cols).unwrap()
+                            }
+                        })
                         .collect();
                     let mut out = vec![0.0f32; rows];
                     let mut next = 0usize;
@@ -315,7 +360,7 @@ fn bench_overhead(c: &mut Criterion, pools: &[(usize, rayon::ThreadPool)]) {
         (GgmlType::Q8_0, 640, 1024),
         (GgmlType::Q5_0, 640, 2048),
     ] {
-        let w = weights(ty, cols, rows, 1);
+        let w = weights(ty, cols, rows, 1, false);
         let m = WeightMatrix::new(ty, &w, rows, cols).unwrap();
         let mut acts = QuantizedActs::new();
         acts.quantize(ty, &values(cols, 5), 1, cols).unwrap();
@@ -357,15 +402,16 @@ fn summary() {
     println!("| format | shape (cols x rows) | MB | 1t GB/s | 1t read | 1t ratio | 2t GB/s | 2t read | 2t ratio |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for &(cols, rows) in &SHAPES {
-        for ty in FORMATS {
+        for (ty, packed) in variants() {
             let Some(rb) = ty.row_bytes(cols as u64) else {
                 continue;
             };
+            let vname = variant_name(ty, packed);
             let bytes = (rb * rows as u64) as f64;
             let mut cells = Vec::new();
             let mut any = false;
             for threads in [1, 2] {
-                let id = format!("{}/{cols}x{rows}/{threads}t", ty.name());
+                let id = format!("{vname}/{cols}x{rows}/{threads}t");
                 let read_id = format!("read-of/{}", id);
                 match (samples.get(&id), samples.get(&read_id)) {
                     (Some(m), Some(r)) => {
@@ -380,14 +426,28 @@ fn summary() {
             }
             if any {
                 println!(
-                    "| {} | {cols}x{rows} | {:.1} | {} | {} |",
-                    ty.name(),
+                    "| {vname} | {cols}x{rows} | {:.1} | {} | {} |",
                     bytes / 1e6,
                     cells[0],
                     cells[1]
                 );
             }
         }
+    }
+}
+
+/// How fast `interleave` packed each matrix (one thread, wall clock, the copies together).
+fn pack_summary() {
+    let pack = PACK.lock().unwrap();
+    if pack.is_empty() {
+        return;
+    }
+    println!("\ninterleave (load-time packing, 1 thread, wall clock):\n");
+    println!("| format | shape (cols x rows) | GB/s |");
+    println!("|---|---|---|");
+    for (id, spb) in pack.iter() {
+        let (f, shape) = id.split_once('/').unwrap();
+        println!("| {f} | {shape} | {:.1} |", 1.0 / spb / 1e9);
     }
 }
 
@@ -401,4 +461,5 @@ fn main() {
     bench_overhead(&mut c, &pools);
     c.final_summary();
     summary();
+    pack_summary();
 }

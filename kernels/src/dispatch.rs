@@ -155,6 +155,30 @@ impl Kernels {
         (self.gemm_for)(ty)
     }
 
+    /// Whether this table has a SIMD kernel for weights of type `ty` in the interleaved
+    /// 16-row layout (`formats::interleaved`): Q4_0, Q5_0 and Q8_0 on `avx512`. Other tables
+    /// still multiply packed matrices, through the scalar reference ([`x16`](Self::x16)), so
+    /// the runtime packs a matrix only where this is true.
+    pub fn interleaves(&self, ty: GgmlType) -> bool {
+        self.simd_x16(ty).is_some()
+    }
+
+    /// The kernel for packed (x16) weights of type `ty` (one of Q4_0 / Q5_0 / Q8_0), decode
+    /// and prefill alike: `w` holds `n_w / 16` packed groups (`n_w` a multiple of 16) and
+    /// `w_row_bytes` is the ggml row size. The SIMD one where [`interleaves`](Self::interleaves)
+    /// says so, else the scalar reference (`formats::interleaved::dot_group`).
+    pub fn x16(&self, ty: GgmlType) -> DotRowsFn {
+        self.simd_x16(ty).unwrap_or(dot_rows_x16_scalar)
+    }
+
+    fn simd_x16(&self, ty: GgmlType) -> Option<DotRowsFn> {
+        match self.path {
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx512 => crate::x86::avx512::x16_for(ty),
+            _ => None,
+        }
+    }
+
     /// The path's attention entry (paths that share one, like the aarch64 ones, return the same
     /// function; tests use this to check each entry once).
     pub fn attention_entry(&self) -> AttentionFn {
@@ -194,6 +218,39 @@ unsafe fn dot_rows_scalar(
                 .expect("matmul validated the sizes and types");
             // SAFETY: caller guarantees this index is ours to write.
             unsafe { *out.add(t * out_stride + r) = v };
+        }
+    }
+}
+
+/// The scalar x16 entry: [`formats::interleaved::dot_group`] per group and token.
+///
+/// # Safety
+/// See [`DotRowsFn`]; `w` holds `n_w / 16` packed groups.
+#[allow(clippy::too_many_arguments)]
+unsafe fn dot_rows_x16_scalar(
+    ty: GgmlType,
+    cols: usize,
+    w: &[u8],
+    w_row_bytes: usize,
+    n_w: usize,
+    acts: &[u8],
+    act_row_bytes: usize,
+    n_act: usize,
+    out: *mut f32,
+    out_stride: usize,
+) {
+    use formats::interleaved::{dot_group, INTERLEAVE_ROWS};
+    assert!(n_w.is_multiple_of(INTERLEAVE_ROWS));
+    let gb = w_row_bytes * INTERLEAVE_ROWS;
+    for g in 0..n_w / INTERLEAVE_ROWS {
+        let group = &w[g * gb..(g + 1) * gb];
+        for t in 0..n_act {
+            let act = &acts[t * act_row_bytes..(t + 1) * act_row_bytes];
+            let v = dot_group(ty, cols, group, act);
+            for (r, &v) in v.iter().enumerate() {
+                // SAFETY: caller guarantees this index is ours to write.
+                unsafe { *out.add(t * out_stride + g * INTERLEAVE_ROWS + r) = v };
+            }
         }
     }
 }

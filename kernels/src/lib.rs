@@ -16,5 +16,6 @@ mod simd_common;
 mod x86;
 
 pub use dispatch::kernels;
+pub use formats::interleaved::{deinterleave_row, interleave, INTERLEAVE_ROWS};
 pub use matmul::{matmul, matmul_many, matmul_many_with, matmul_with, QuantizedActs, WeightMatrix};
 pub use types::GgmlType;

@@ -6,12 +6,15 @@
 //! activation row against them (prefill reads the weights once, not once per token).
 
 use crate::dispatch::{kernels, DotRowsFn, Kernels};
+use crate::formats::interleaved::{self, INTERLEAVE_ROWS};
 use crate::formats::{self, vec_dot_type, FormatError};
 use crate::types::GgmlType;
 use rayon::prelude::*;
 
 /// A row-major matrix of `rows` rows of `cols` elements each, stored in ggml format `ty`
-/// (GGUF `ne = [cols, rows]`). Borrowed, usually straight from the mmap.
+/// (GGUF `ne = [cols, rows]`). Borrowed, usually straight from the mmap; or, built with
+/// [`new_interleaved`](Self::new_interleaved), a copy repacked at load time in the
+/// interleaved 16-row layout of `formats::interleaved` (same size).
 #[derive(Clone, Copy, Debug)]
 pub struct WeightMatrix<'a> {
     ty: GgmlType,
@@ -19,6 +22,7 @@ pub struct WeightMatrix<'a> {
     rows: usize,
     cols: usize,
     row_bytes: usize,
+    interleaved: bool,
 }
 
 impl<'a> WeightMatrix<'a> {
@@ -56,7 +60,63 @@ impl<'a> WeightMatrix<'a> {
             rows,
             cols,
             row_bytes,
+            interleaved: false,
         })
+    }
+
+    /// A matrix in the interleaved 16-row layout (`data` as [`interleave`] writes it):
+    /// `rows` a multiple of [`INTERLEAVE_ROWS`], `ty` one of Q4_0, Q5_0, Q8_0. `matmul` runs
+    /// it on the table's x16 kernel (`Kernels::x16`).
+    pub fn new_interleaved(
+        ty: GgmlType,
+        data: &'a [u8],
+        rows: usize,
+        cols: usize,
+    ) -> Result<Self, FormatError> {
+        if !interleaved::can_interleave(ty) {
+            return Err(FormatError::Unsupported {
+                ty,
+                op: "interleaved matmul",
+            });
+        }
+        if !rows.is_multiple_of(INTERLEAVE_ROWS) {
+            return Err(FormatError::SizeMismatch {
+                ty,
+                buffer: "interleaved weight matrix rows (a multiple of 16)",
+                expected: rows.div_ceil(INTERLEAVE_ROWS) * INTERLEAVE_ROWS,
+                got: rows,
+            });
+        }
+        Ok(WeightMatrix {
+            interleaved: true,
+            ..Self::new(ty, data, rows, cols)?
+        })
+    }
+
+    /// Whether the matrix is in the interleaved 16-row layout.
+    pub fn is_interleaved(&self) -> bool {
+        self.interleaved
+    }
+
+    /// Rows that a split of the matrix between tasks keeps together.
+    fn row_tile(&self) -> usize {
+        if self.interleaved {
+            INTERLEAVE_ROWS
+        } else {
+            4
+        }
+    }
+
+    /// The kernel of table `k` for this matrix: `decode` or prefill for ggml rows, the x16
+    /// kernel (both) for a packed matrix.
+    fn kernel(&self, k: &Kernels, decode: bool) -> DotRowsFn {
+        if self.interleaved {
+            k.x16(self.ty)
+        } else if decode {
+            k.dot_rows(self.ty)
+        } else {
+            k.gemm(self.ty)
+        }
     }
 
     pub fn ty(&self) -> GgmlType {
@@ -75,14 +135,35 @@ impl<'a> WeightMatrix<'a> {
         self.data
     }
 
-    /// The raw bytes of row `r`.
+    /// The raw ggml bytes of row `r`.
+    ///
+    /// # Panics
+    /// On an interleaved matrix (its rows are not contiguous; use
+    /// [`copy_row`](Self::copy_row) or [`dequantize_row`](Self::dequantize_row)).
     pub fn row(&self, r: usize) -> &'a [u8] {
+        assert!(
+            !self.interleaved,
+            "WeightMatrix::row on an interleaved matrix: use copy_row"
+        );
         &self.data[r * self.row_bytes..(r + 1) * self.row_bytes]
     }
 
-    /// Dequantizes row `r` into `out` (`cols` floats): embedding lookups.
+    /// Writes the ggml bytes of row `r` into `dst` (`row_bytes` long), for either layout.
+    pub fn copy_row(&self, r: usize, dst: &mut [u8]) {
+        if self.interleaved {
+            interleaved::deinterleave_row(self.ty, self.cols, self.data, r, dst)
+        } else {
+            dst.copy_from_slice(self.row(r))
+        }
+    }
+
+    /// Dequantizes row `r` into `out` (`cols` floats): embedding lookups. Either layout.
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Result<(), FormatError> {
-        formats::dequantize_row(self.ty, self.row(r), out)
+        if self.interleaved {
+            interleaved::dequantize_row(self.ty, self.cols, self.data, r, out)
+        } else {
+            formats::dequantize_row(self.ty, self.row(r), out)
+        }
     }
 }
 
@@ -276,7 +357,7 @@ pub fn matmul_many_with<const N: usize>(
     }
     let mut outs = outs;
     let parts: [DecodePart; N] = std::array::from_fn(|i| DecodePart {
-        dot_rows: k.dot_rows(ws[i].ty),
+        dot_rows: ws[i].kernel(k, true),
         w: *ws[i],
         out: OutPtr(outs[i].as_mut_ptr()),
     });
@@ -312,7 +393,7 @@ fn check_shapes(w: &WeightMatrix, acts: &QuantizedActs, out_len: usize) -> Resul
 /// One activation row (a decode step): the decode kernel, weight rows split over the pool.
 fn run_decode(k: &Kernels, w: &WeightMatrix, acts: &QuantizedActs, out: &mut [f32]) {
     let part = DecodePart {
-        dot_rows: k.dot_rows(w.ty),
+        dot_rows: w.kernel(k, true),
         w: *w,
         out: OutPtr(out.as_mut_ptr()),
     };
@@ -343,14 +424,15 @@ fn decode_tasks(bytes: usize, threads: usize) -> usize {
 }
 
 /// The (part, row) where the task boundary at byte `b` of the parts' weights (taken back to
-/// back) falls: the first row starting at or after `b`, rounded up to a multiple of 4 rows so
-/// that row tiles are not split.
+/// back) falls: the first row starting at or after `b`, rounded up to a multiple of the
+/// part's row tile (4 rows; 16, a group, for an interleaved matrix) so that no tile is split.
 fn decode_boundary(parts: &[DecodePart], b: usize) -> (usize, usize) {
     let mut off = 0;
     for (i, p) in parts.iter().enumerate() {
         let bytes = p.w.rows * p.w.row_bytes;
         if b < off + bytes {
-            let r = (b - off).div_ceil(p.w.row_bytes.max(1)).div_ceil(4) * 4;
+            let tile = p.w.row_tile();
+            let r = (b - off).div_ceil(p.w.row_bytes.max(1)).div_ceil(tile) * tile;
             return (i, r.min(p.w.rows));
         }
         off += bytes;
@@ -421,7 +503,13 @@ struct PrefillSplit {
 /// microseconds: the fork-join stays a small part), by weight rows first (every task then
 /// streams its own weights once) and, when the rows run out before the tasks do (narrow
 /// matrices like K/V projections), by tokens too. Both multiples of 4, the gemm tile.
-fn prefill_split(rows: usize, cols: usize, n: usize, threads: usize) -> PrefillSplit {
+fn prefill_split(
+    rows: usize,
+    cols: usize,
+    n: usize,
+    threads: usize,
+    row_tile: usize,
+) -> PrefillSplit {
     const PREFILL_TASKS_PER_THREAD: usize = 3;
     const MIN_TASK_MACS: usize = 4 << 20;
     const TILE: usize = 4;
@@ -433,9 +521,9 @@ fn prefill_split(rows: usize, cols: usize, n: usize, threads: usize) -> PrefillS
             .min(macs / MIN_TASK_MACS)
             .max(1)
     };
-    let row_groups = rows.div_ceil(TILE);
+    let row_groups = rows.div_ceil(row_tile);
     let row_tasks = tasks.min(row_groups);
-    let rows_per = row_groups.div_ceil(row_tasks) * TILE;
+    let rows_per = row_groups.div_ceil(row_tasks) * row_tile;
     let row_tasks = rows.div_ceil(rows_per);
     let token_tasks = (tasks / row_tasks).clamp(1, n.div_ceil(TILE));
     let tokens_per = n.div_ceil(TILE).div_ceil(token_tasks) * TILE;
@@ -451,11 +539,11 @@ fn prefill_split(rows: usize, cols: usize, n: usize, threads: usize) -> PrefillS
 /// A batch of activation rows (prefill): the prefill kernel on a 2-D split of the product
 /// (see [`prefill_split`]) over the current pool.
 fn run_prefill(k: &Kernels, w: &WeightMatrix, acts: &QuantizedActs, out: &mut [f32]) {
-    let gemm = k.gemm(w.ty);
+    let gemm = w.kernel(k, false);
     let n = acts.n;
     let out_ptr = OutPtr(out.as_mut_ptr());
     let threads = rayon::current_num_threads();
-    let split = prefill_split(w.rows, w.cols, n, threads);
+    let split = prefill_split(w.rows, w.cols, n, threads, w.row_tile());
     let work = |task: usize| {
         let (rt, tt) = (task % split.row_tasks, task / split.row_tasks);
         let r0 = rt * split.rows_per;
@@ -505,28 +593,32 @@ mod tests {
                 (262144, 640, 2),
                 (1000, 16384, 255),
             ] {
-                let s = prefill_split(rows, cols, n, threads);
-                let at = format!("{rows}x{cols}, {n} tokens, {threads} threads: {s:?}");
-                assert!(
-                    s.rows_per.is_multiple_of(4) && s.tokens_per.is_multiple_of(4),
-                    "{at}"
-                );
-                // Every task non-empty, together exactly the rows / tokens.
-                assert!((s.row_tasks - 1) * s.rows_per < rows, "{at}");
-                assert!(s.row_tasks * s.rows_per >= rows, "{at}");
-                assert!((s.token_tasks - 1) * s.tokens_per < n, "{at}");
-                assert!(s.token_tasks * s.tokens_per >= n, "{at}");
-                let tasks = s.row_tasks * s.token_tasks;
-                if threads == 1 {
-                    assert_eq!(tasks, 1, "{at}");
-                } else if rows * cols * n >= threads * 3 * (4 << 20) && rows >= 4 * threads * 3 {
-                    // Big products keep every worker busy.
-                    assert!(tasks >= threads, "{at}");
+                for tile in [4, 16] {
+                    let s = prefill_split(rows, cols, n, threads, tile);
+                    let at =
+                        format!("{rows}x{cols}, {n} tokens, {threads} threads, tile {tile}: {s:?}");
+                    assert!(
+                        s.rows_per.is_multiple_of(tile) && s.tokens_per.is_multiple_of(4),
+                        "{at}"
+                    );
+                    // Every task non-empty, together exactly the rows / tokens.
+                    assert!((s.row_tasks - 1) * s.rows_per < rows, "{at}");
+                    assert!(s.row_tasks * s.rows_per >= rows, "{at}");
+                    assert!((s.token_tasks - 1) * s.tokens_per < n, "{at}");
+                    assert!(s.token_tasks * s.tokens_per >= n, "{at}");
+                    let tasks = s.row_tasks * s.token_tasks;
+                    if threads == 1 {
+                        assert_eq!(tasks, 1, "{at}");
+                    } else if rows * cols * n >= threads * 3 * (4 << 20) && rows >= 4 * threads * 3
+                    {
+                        // Big products keep every worker busy.
+                        assert!(tasks >= threads, "{at}");
+                    }
                 }
             }
         }
         // A narrow matrix is split by tokens as well.
-        let s = prefill_split(4, 16384, 256, 2);
+        let s = prefill_split(4, 16384, 256, 2, 4);
         assert!(s.token_tasks > 1, "{s:?}");
     }
 }

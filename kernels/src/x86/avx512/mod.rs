@@ -17,6 +17,9 @@ mod q4_1;
 mod q5_0;
 mod q5_1;
 mod q8_0;
+mod x16;
+
+pub(crate) use x16::x16_for;
 
 use super::avx2;
 use crate::dispatch::{DotRowsFn, Kernels, Path};
