@@ -24,22 +24,21 @@ mod x16 {
     use crate::kernels::{GgmlType, WeightMatrix};
 
     /// Rows per interleaved group.
-    pub const ROWS: usize = 16;
+    pub const ROWS: usize = crate::kernels::INTERLEAVE_ROWS;
 
     /// Whether the process's kernel path has interleaved kernels for `ty`.
-    pub fn interleaves(_ty: GgmlType) -> bool {
-        false
+    pub fn interleaves(ty: GgmlType) -> bool {
+        crate::kernels::kernels().interleaves(ty)
     }
 
     /// Rewrites whole groups of ggml rows (`src`) into the interleaved layout (`dst`).
     pub fn interleave(
-        _ty: GgmlType,
-        _cols: usize,
+        ty: GgmlType,
+        cols: usize,
         src: &[u8],
         dst: &mut [u8],
     ) -> Result<(), FormatError> {
-        dst.copy_from_slice(src);
-        Ok(())
+        crate::kernels::interleave(ty, cols, src, dst)
     }
 
     /// An interleaved matrix as a kernel operand.
@@ -49,7 +48,7 @@ mod x16 {
         rows: usize,
         cols: usize,
     ) -> Result<WeightMatrix<'_>, FormatError> {
-        WeightMatrix::new(ty, data, rows, cols)
+        WeightMatrix::new_interleaved(ty, data, rows, cols)
     }
 }
 
@@ -224,7 +223,8 @@ struct PackedSet {
 /// The key of the [`PackedSet`] in [`GgufFile::shared`].
 const PACKED_SET: &str = "edgegemma.model.weights.packed";
 
-/// Matrices below this size stay mapped: a few KiB gain nothing from 2 MiB pages.
+/// Matrices below this size stay mapped unless they are interleaved: a few KiB gain nothing
+/// from 2 MiB pages.
 const MIN_PACK_BYTES: usize = 64 << 10;
 
 impl<'f> Loader<'f> {
@@ -254,7 +254,8 @@ impl<'f> Loader<'f> {
             return Ok(None);
         };
         let bytes = m.mapped_range().map_or(0, |r| r.len());
-        if !self.pack || bytes < MIN_PACK_BYTES {
+        let interleave = rows.is_multiple_of(x16::ROWS) && x16::interleaves(m.ty);
+        if !self.pack || (bytes < MIN_PACK_BYTES && !interleave) {
             return Ok(Some(m));
         }
         let start = m.mapped_range().map_or(0, |r| r.start);
@@ -266,7 +267,6 @@ impl<'f> Loader<'f> {
                 ..m
             }));
         }
-        let interleave = rows.is_multiple_of(x16::ROWS) && x16::interleaves(m.ty);
         let m = self.pack(name, m, interleave)?;
         mats.insert(start, m.data.clone());
         Ok(Some(m))
