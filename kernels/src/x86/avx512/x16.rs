@@ -14,6 +14,19 @@
 //! with a different `T`: each (row, token) sees the same float operations in the same block
 //! order, so batched logits are bit-identical to token-by-token ones.
 //!
+//! Measured on the Sapphire Rapids VM (2026-12-02, 1 thread, thread CPU time,
+//! `EDGEGEMMA_BENCH_CLOCK=cpu`, a machine shared with other work), ggml-row kernels → x16:
+//! - decode (`benches/matvec.rs`, weights streamed from DRAM in 2 MiB pages; GB/s and share
+//!   of the read probe of the same run): Q4_0 640x2048 6.9 (74%) → 8.4 (93%), 2048x640 8.6
+//!   (92%) → 9.0 (93%), 640x262144 6.7 (72%) → 9.0 (90%); Q5_0 6.8 (75%) → 9.2 (96%), 7.3
+//!   (82%) → 7.8 (98%), 6.6 (67%) → 8.8 (95%); Q8_0 8.6 (92%) → 9.5 (97%), 8.6 (92%) → 9.9
+//!   (100%), 6.8 (71%) → 9.2 (104%: the probe varies by a few % between passes).
+//! - prefill (`benches/gemm.rs`, 128 tokens, GOP/s, against the 4 × 4 tiles of
+//!   `gemm/avx512_q8.rs`): Q8_0 640x2048 85 → 222, 2048x640 85 → 191; Q4_0 73 → 194,
+//!   105 → 218; Q5_0 64 → 207, 64 → 160 (2.0-3.3x on every shape of the bench). The float
+//!   part per (row, token, block) is 3/16 of an op instead of the tiles' 3/4 per 4 lanes, so
+//!   the `vpdpbusd` (port 0 only on Intel) are most of what is left.
+//!
 //! Activations are prepared once per call per token tile (that tile stays in L2, as in
 //! `gemm/walk.rs`), in a thread-local buffer reused across calls: per block 40 bytes, the 32
 //! quants (so the dword broadcasts never split a cache line), the i32 start value and the f32

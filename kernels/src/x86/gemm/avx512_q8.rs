@@ -31,6 +31,10 @@
 //! an FMA per 4 blocks, the float part repeated over the 4 partial lanes of each block. A
 //! layout with one block per i32 lane (16 blocks, e.g. rows interleaved at load as llama.cpp's
 //! repack does) would need that float part once per 16 blocks.
+//!
+//! That layout is now `formats/interleaved.rs` (16 rows packed at load, the runtime's choice)
+//! with its kernel in `avx512/x16.rs`: 2.0-3.3x these tiles on Q4_0 / Q5_0 / Q8_0 there.
+//! These tiles stay for matrices left in ggml rows.
 
 use super::walk::GemmKernel;
 use crate::simd_common::F16_TO_F32;
