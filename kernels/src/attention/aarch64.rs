@@ -25,6 +25,7 @@ unsafe fn fcvtl(h: uint16x4_t) -> float32x4_t {
 
 impl Simd for Neon {
     const W: usize = 4;
+    const REGS: usize = 32;
     type V = float32x4_t;
 
     #[inline(always)]

@@ -18,6 +18,9 @@ use std::cell::RefCell;
 pub(crate) trait Simd {
     /// Lanes per vector.
     const W: usize;
+    /// Architectural vector registers: 32 lets the score and P·V blocks keep 16 accumulators
+    /// plus their operands in registers (AVX-512, NEON); 16 (AVX2) keeps the smaller blocks.
+    const REGS: usize;
     type V: Copy;
 
     unsafe fn splat(x: f32) -> Self::V;
@@ -47,6 +50,11 @@ pub(crate) trait Simd {
     unsafe fn select_lt(a: Self::V, b: Self::V, x: Self::V, y: Self::V) -> Self::V;
     /// Sum of the lanes (a fixed order per path).
     unsafe fn hsum(a: Self::V) -> f32;
+    /// `hsum` of 16 vectors, bit for bit (a path may share the shuffles between them).
+    #[inline(always)]
+    unsafe fn hsum16(a: &[Self::V; 16]) -> [f32; 16] {
+        std::array::from_fn(|i| unsafe { Self::hsum(a[i]) })
+    }
     unsafe fn hmax(a: Self::V) -> f32;
     unsafe fn lane0(a: Self::V) -> f32;
 }
@@ -198,9 +206,19 @@ unsafe fn dots<S: Simd, L: Load, const R: usize, const J: usize>(
             }
         }
         let mut out = [[0.0; J]; R];
-        for r in 0..R {
-            for j in 0..J {
-                out[r][j] = S::hsum(acc[r][j]);
+        if R * J == 16 {
+            let flat: [S::V; 16] = std::array::from_fn(|i| acc[i / J][i % J]);
+            let s = S::hsum16(&flat);
+            for r in 0..R {
+                for j in 0..J {
+                    out[r][j] = s[r * J + j];
+                }
+            }
+        } else {
+            for r in 0..R {
+                for j in 0..J {
+                    out[r][j] = S::hsum(acc[r][j]);
+                }
             }
         }
         out
@@ -240,9 +258,18 @@ unsafe fn score_run<S: Simd, L: Load>(
             }
         }};
     }
+    let mut r = 0;
+    // With 32 registers, 8 rows × 2 keys: 16 accumulators, and each key is converted once for
+    // 8 rows instead of twice (two blocks of 4), and the 16 sums share their shuffles
+    // (`hsum16`).
+    if S::REGS >= 32 {
+        while r + 8 <= q.len() {
+            block!(r, 8, 2);
+            r += 8;
+        }
+    }
     // Blocks of 4 rows × 2 keys keep 8 independent accumulator chains; fewer rows take more
     // keys at a time for the same reason.
-    let mut r = 0;
     while r + 4 <= q.len() {
         block!(r, 4, 2);
         r += 4;
@@ -257,13 +284,41 @@ unsafe fn score_run<S: Simd, L: Load>(
 }
 
 /// `acc_r += Σ_j p[r][j]·v_j` for rows `p`/`acc` and values `v` (all of one format), `j`
-/// ascending, one vector of `acc` at a time in registers.
+/// ascending, `NV` vectors of `acc` at a time in registers.
 #[inline(always)]
 unsafe fn pv_run<S: Simd, L: Load>(hd: usize, p: &[*const f32], v: &[*const u8], acc: &[*mut f32]) {
     macro_rules! block {
-        ($r0:expr, $R:literal) => {{
+        ($r0:expr, $R:literal, $NV:literal) => {{
             let r0 = $r0;
             let mut d = 0;
+            // `NV` whole vectors per pass over the keys...
+            while d + $NV * S::W <= hd {
+                unsafe {
+                    let mut a = [[S::splat(0.0); $NV]; $R];
+                    for r in 0..$R {
+                        for u in 0..$NV {
+                            a[r][u] = S::load(acc[r0 + r].add(d + u * S::W));
+                        }
+                    }
+                    for (j, &vp) in v.iter().enumerate() {
+                        let vv: [S::V; $NV] =
+                            std::array::from_fn(|u| L::load::<S>(vp, d + u * S::W));
+                        for r in 0..$R {
+                            let pr = S::splat(*p[r0 + r].add(j));
+                            for u in 0..$NV {
+                                a[r][u] = S::fma(pr, vv[u], a[r][u]);
+                            }
+                        }
+                    }
+                    for r in 0..$R {
+                        for u in 0..$NV {
+                            S::store(acc[r0 + r].add(d + u * S::W), a[r][u]);
+                        }
+                    }
+                }
+                d += $NV * S::W;
+            }
+            // ...then one (possibly partial) vector at a time.
             while d < hd {
                 let len = (hd - d).min(S::W);
                 unsafe {
@@ -290,20 +345,28 @@ unsafe fn pv_run<S: Simd, L: Load>(hd: usize, p: &[*const f32], v: &[*const u8],
         }};
     }
     let mut r = 0;
+    // With 32 registers, 8 rows × 2 vectors: half the passes over the chunk's values, each
+    // reading whole 64-byte lines of f16 values, and one broadcast of `p` feeds 2 FMAs.
+    if S::REGS >= 32 {
+        while r + 8 <= p.len() {
+            block!(r, 8, 2);
+            r += 8;
+        }
+    }
     while r + 8 <= p.len() {
-        block!(r, 8);
+        block!(r, 8, 1);
         r += 8;
     }
     if r + 4 <= p.len() {
-        block!(r, 4);
+        block!(r, 4, 1);
         r += 4;
     }
     if r + 2 <= p.len() {
-        block!(r, 2);
+        block!(r, 2, 1);
         r += 2;
     }
     if r < p.len() {
-        block!(r, 1);
+        block!(r, 1, 1);
     }
 }
 
@@ -468,15 +531,19 @@ pub(crate) unsafe fn tile<S: Simd>(
         let n_keys = jhi + 1 - jlo;
         let col0 = jlo - k0;
         unsafe {
+            let (kn, sn) = (&kp[n_old..n_keys], &mut sbuf[..]);
             match cache.format {
-                KvFormat::F32 => score_run::<S, LoadF32>(hd, qp, &kp[..n_keys], &mut sbuf, col0),
+                KvFormat::F32 => {
+                    score_run::<S, LoadF32>(hd, qp, &kp[..n_old], sn, col0);
+                    score_run::<S, LoadF32>(hd, qp, kn, sn, col0 + n_old);
+                }
                 KvFormat::F16 => {
-                    score_run::<S, LoadF16>(hd, qp, &kp[..n_old], &mut sbuf, col0);
-                    score_run::<S, LoadF32>(hd, qp, &kp[n_old..n_keys], &mut sbuf, col0 + n_old);
+                    score_run::<S, LoadF16>(hd, qp, &kp[..n_old], sn, col0);
+                    score_run::<S, LoadF32>(hd, qp, kn, sn, col0 + n_old);
                 }
                 KvFormat::Q8_0 => {
-                    score_run::<S, LoadQ8>(hd, qp, &kp[..n_old], &mut sbuf, col0);
-                    score_run::<S, LoadF32>(hd, qp, &kp[n_old..n_keys], &mut sbuf, col0 + n_old);
+                    score_run::<S, LoadQ8>(hd, qp, &kp[..n_old], sn, col0);
+                    score_run::<S, LoadF32>(hd, qp, kn, sn, col0 + n_old);
                 }
             }
         }

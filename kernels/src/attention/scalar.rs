@@ -8,6 +8,7 @@ pub(crate) struct Scalar;
 
 impl Simd for Scalar {
     const W: usize = 1;
+    const REGS: usize = 16;
     type V = f32;
 
     #[inline(always)]
