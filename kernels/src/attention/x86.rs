@@ -104,6 +104,10 @@ impl Simd for Avx2 {
     unsafe fn lane0(a: __m256) -> f32 {
         unsafe { _mm256_cvtss_f32(a) }
     }
+    #[inline(always)]
+    unsafe fn prefetch(p: *const u8) {
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(p as *const i8) }
+    }
 }
 
 pub(crate) struct Avx512;
@@ -207,6 +211,10 @@ impl Simd for Avx512 {
     #[inline(always)]
     unsafe fn lane0(a: __m512) -> f32 {
         unsafe { _mm512_cvtss_f32(a) }
+    }
+    #[inline(always)]
+    unsafe fn prefetch(p: *const u8) {
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(p as *const i8) }
     }
     /// The tree of `hsum` (lane `i` + `i+8`, then `i+4`, `i+2`, `i+1`), each level done for
     /// several vectors at once: 31 shuffles and 15 adds for 16 sums instead of 64 and 64.
