@@ -451,10 +451,13 @@ pub(crate) fn state_len(rows: usize, hd: usize) -> usize {
     rows * (2 + padded(hd))
 }
 
-/// Fills `st` as the empty state (`M = -inf`, `L = 0`, `A = 0`).
+/// Makes `st` the empty state: `M = -inf`, `L = 0`. `A` is left as it is: an empty row's `A`
+/// is never read ([`merge_row`] copies over it, and every row sees at least its own key), and
+/// not zeroing it saves an 8 KB memset per chunk task in decode (5% of the samples of gemma-2b
+/// tg@d8000 at 2 threads went to clearing states).
 pub(crate) fn clear_state(st: &mut [f32], rows: usize) {
     st[..rows].fill(f32::NEG_INFINITY);
-    st[rows..].fill(0.0);
+    st[rows..2 * rows].fill(0.0);
 }
 
 /// Merges the partial `(m, l, a)` into row `r` of the state (`M`, `L`, `A` slices).
