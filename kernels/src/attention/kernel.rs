@@ -523,7 +523,8 @@ pub(crate) unsafe fn merge<S: Simd>(hd: usize, rows: usize, dst: &mut [f32], src
 }
 
 /// Computes the partial of every row of `tile` for chunks `c_begin..c_end` and merges each, in
-/// chunk order, into `st` (a state for `tile.rows()` rows).
+/// chunk order, into `st` (a state for `tile.rows()` rows); with `each`, `st` holds one state
+/// per chunk instead (all cleared) and chunk `c`'s partial goes into state `c - c_begin`.
 ///
 /// # Safety
 /// The CPU has `S`'s features; `a` passed `validate`; `tile.rows() <= TILE_ROWS`.
@@ -534,17 +535,18 @@ pub(crate) unsafe fn tile<S: Simd>(
     c_begin: usize,
     c_end: usize,
     st: &mut [f32],
+    each: bool,
 ) {
     let hd = a.head_dim;
     let hdp = padded(hd);
     let group = a.group();
     let heads = tile.h1 - tile.h0;
     let rows = tile.rows();
-    assert!(rows <= TILE_ROWS && st.len() >= state_len(rows, hd) && S::W <= 16);
+    let len = state_len(rows, hd);
+    let states = if each { c_end - c_begin } else { 1 };
+    assert!(rows <= TILE_ROWS && st.len() >= states * len && S::W <= 16);
     let q_dim = a.n_head * hd;
     let kv_dim = a.n_head_kv * hd;
-    let (st_m, rest) = st.split_at_mut(rows);
-    let (st_l, st_a) = rest.split_at_mut(rows);
 
     let mut qp = [std::ptr::null::<f32>(); TILE_ROWS];
     for (r, p) in qp.iter_mut().enumerate().take(rows) {
@@ -691,6 +693,9 @@ pub(crate) unsafe fn tile<S: Simd>(
                 }
             }
         }
+        let off = if each { (c - c_begin) * len } else { 0 };
+        let (st_m, rest) = st[off..off + len].split_at_mut(rows);
+        let (st_l, st_a) = rest.split_at_mut(rows);
         for r in 0..rows {
             unsafe {
                 merge_row::<S>(
@@ -713,7 +718,14 @@ pub(crate) trait Path {
     ///
     /// # Safety
     /// As [`tile`].
-    unsafe fn tile(a: &Attention<'_>, t: &Tile, c_begin: usize, c_end: usize, st: &mut [f32]);
+    unsafe fn tile(
+        a: &Attention<'_>,
+        t: &Tile,
+        c_begin: usize,
+        c_end: usize,
+        st: &mut [f32],
+        each: bool,
+    );
     /// [`merge`] compiled with the path's features.
     ///
     /// # Safety
@@ -809,7 +821,7 @@ pub(crate) unsafe fn attend<P: Path>(a: &Attention<'_>, out: &mut [f32]) {
             clear_state(st, t.rows());
             let o = outp;
             unsafe {
-                P::tile(a, t, c0, c1, st);
+                P::tile(a, t, c0, c1, st, false);
                 finish(a, t, st, o.0);
             }
         };
@@ -820,16 +832,22 @@ pub(crate) unsafe fn attend<P: Path>(a: &Attention<'_>, out: &mut [f32]) {
         }
         return;
     }
-    // Few tiles (decode): (tile, chunk) tasks, each writing its chunk's partial; then each
-    // tile merges its partials in chunk order.
+    // Few tiles (decode): tasks of a few consecutive chunks of one tile, each chunk's partial
+    // written to its own state; then each tile merges its partials in chunk order. A task per
+    // chunk paid the tile call's setup (41 KB of zeroed scratch) and a rayon job per 128 keys;
+    // ~4 tasks per thread still balance when the other core is busy.
+    let per_task = max_chunks.div_ceil(4 * threads).max(1);
     let mut offsets = Vec::with_capacity(tiles.len() + 1);
     let mut total = 0;
     let mut tasks = Vec::new();
     for (i, (t, &(c0, c1))) in tiles.iter().zip(&ranges).enumerate() {
         offsets.push(total);
         let len = state_len(t.rows(), hd);
-        for c in c0..c1 {
-            tasks.push((i, c, total + (c - c0) * len));
+        let mut c = c0;
+        while c < c1 {
+            let e = (c + per_task).min(c1);
+            tasks.push((i, c, e, total + (c - c0) * len));
+            c = e;
         }
         total += (c1 - c0) * len;
     }
@@ -839,24 +857,22 @@ pub(crate) unsafe fn attend<P: Path>(a: &Attention<'_>, out: &mut [f32]) {
     }
     {
         // Split the buffer into one slice per task (tasks are in buffer order).
-        let mut slices: Vec<(usize, usize, &mut [f32])> = Vec::with_capacity(tasks.len());
+        let mut slices: Vec<(usize, usize, usize, &mut [f32])> = Vec::with_capacity(tasks.len());
         let mut rest = &mut buf[..total];
-        for (k, &(i, c, off)) in tasks.iter().enumerate() {
-            let end = tasks.get(k + 1).map_or(total, |n| n.2);
+        for (k, &(i, c, e, off)) in tasks.iter().enumerate() {
+            let end = tasks.get(k + 1).map_or(total, |n| n.3);
             let (s, r) = rest.split_at_mut(end - off);
-            slices.push((i, c, s));
+            slices.push((i, c, e, s));
             rest = r;
         }
-        // ~Several microseconds of work per chunk at head_dim 256: a few chunks per rayon job
-        // keeps the scheduling overhead small while spreading the keys evenly.
-        slices
-            .par_iter_mut()
-            .with_min_len(2)
-            .for_each(|(i, c, st)| {
-                let t = &tiles[*i];
-                clear_state(st, t.rows());
-                unsafe { P::tile(a, t, *c, *c + 1, st) };
-            });
+        slices.par_iter_mut().for_each(|(i, c, e, st)| {
+            let t = &tiles[*i];
+            let len = state_len(t.rows(), hd);
+            for part in st.chunks_exact_mut(len) {
+                clear_state(part, t.rows());
+            }
+            unsafe { P::tile(a, t, *c, *e, st, true) };
+        });
     }
     let mut merged: Vec<(usize, &mut [f32])> = Vec::with_capacity(tiles.len());
     let mut rest = &mut buf[..total];

@@ -263,12 +263,26 @@ macro_rules! path {
         pub(crate) struct $name;
 
         impl kernel::Path for $name {
-            unsafe fn tile(a: &Attention<'_>, t: &Tile, c0: usize, c1: usize, st: &mut [f32]) {
+            unsafe fn tile(
+                a: &Attention<'_>,
+                t: &Tile,
+                c0: usize,
+                c1: usize,
+                st: &mut [f32],
+                each: bool,
+            ) {
                 #[target_feature(enable = $features)]
-                unsafe fn inner(a: &Attention<'_>, t: &Tile, c0: usize, c1: usize, st: &mut [f32]) {
-                    unsafe { kernel::tile::<$simd>(a, t, c0, c1, st) }
+                unsafe fn inner(
+                    a: &Attention<'_>,
+                    t: &Tile,
+                    c0: usize,
+                    c1: usize,
+                    st: &mut [f32],
+                    each: bool,
+                ) {
+                    unsafe { kernel::tile::<$simd>(a, t, c0, c1, st, each) }
                 }
-                unsafe { inner(a, t, c0, c1, st) }
+                unsafe { inner(a, t, c0, c1, st, each) }
             }
             unsafe fn merge(hd: usize, rows: usize, dst: &mut [f32], src: &[f32]) {
                 #[target_feature(enable = $features)]
