@@ -229,11 +229,6 @@ unsafe fn dots<S: Simd, L: Load, const R: usize, const J: usize>(
     }
 }
 
-/// Keys ahead of the one being scored whose lines are prefetched: the keys stream in order,
-/// but the hardware prefetcher alone left 16% of the samples on the key's `vcvtph2ps`; 8 keys
-/// (4 blocks of 8 rows × 2 keys, ~1 µs) covers the memory latency here.
-const K_AHEAD: usize = 8;
-
 /// Scores of rows `q` against keys `k` (all of one format), written to `s[r * CHUNK + col0 + j]`.
 /// While key `j` is scored, the `pf_lines` cache lines of `pf[j]` (its value vector, if `pf`
 /// is not empty) are prefetched, so that the P·V pass that follows finds them in L2: without
@@ -260,11 +255,6 @@ unsafe fn score_run<S: Simd, L: Load>(
                     for &v in &pf[j..j + $J] {
                         for l in 0..pf_lines {
                             unsafe { S::prefetch(v.wrapping_add(64 * l)) };
-                        }
-                    }
-                    for &kk in k.get(j + K_AHEAD..j + K_AHEAD + $J).unwrap_or(&[]) {
-                        for l in 0..pf_lines {
-                            unsafe { S::prefetch(kk.wrapping_add(64 * l)) };
                         }
                     }
                 }
@@ -652,17 +642,6 @@ pub(crate) unsafe fn tile<S: Simd>(
                 }
                 pm[r] = m;
                 pl[r] = S::hsum(lv);
-            }
-        }
-        // The first keys of the next chunk (`score_run` prefetches the rest, `K_AHEAD` ahead)
-        // are fetched while this chunk's values are summed.
-        let next = (c + 1) * CHUNK;
-        if next <= hi && next < a.pos0 {
-            for j in next..(next + K_AHEAD).min(a.pos0) {
-                let o = (j % cache.slots) * cache.slot_stride + tile.g * cache.head_stride;
-                for l in 0..pf {
-                    unsafe { S::prefetch(cache.k.as_ptr().wrapping_add(o + 64 * l)) };
-                }
             }
         }
         pacc[..rows * hdp].fill(0.0);
