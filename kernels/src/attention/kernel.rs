@@ -297,6 +297,16 @@ unsafe fn score_run<S: Simd, L: Load>(
             r += 8;
         }
     }
+    // 4 rows (Gemma 3 270M's group): 4 keys, 16 accumulators and `hsum16`.
+    if S::REGS >= 32 && r + 4 <= q.len() {
+        if pf_first {
+            block!(r, 4, 4, true);
+            pf_first = false;
+        } else {
+            block!(r, 4, 4, false);
+        }
+        r += 4;
+    }
     // Blocks of 4 rows × 2 keys keep 8 independent accumulator chains; fewer rows take more
     // keys at a time for the same reason.
     while r + 4 <= q.len() {
@@ -399,6 +409,10 @@ unsafe fn pv_run<S: Simd, L: Load>(hd: usize, p: &[*const f32], v: &[*const u8],
     while r + 8 <= p.len() {
         block!(r, 8, 1);
         r += 8;
+    }
+    if S::REGS >= 32 && r + 4 <= p.len() {
+        block!(r, 4, 2);
+        r += 4;
     }
     if r + 4 <= p.len() {
         block!(r, 4, 1);
