@@ -348,8 +348,11 @@ fn windows_smaller_than_the_batch() {
 /// depend on the thread count.
 #[test]
 fn decode_equals_batch_bit_for_bit() {
+    // (8, 1, 64): Gemma 2B's group, whose decode rows take the 8-row score and P·V blocks of
+    // the 32-register paths while the batch tiles (2 tokens × 8 heads) take two of them.
     let shapes = [
         (4, 1, 256, None),
+        (8, 1, 64, None),
         (8, 2, 64, Some(60)),
         (3, 3, 40, Some(200)),
     ];

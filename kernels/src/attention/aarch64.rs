@@ -25,6 +25,7 @@ unsafe fn fcvtl(h: uint16x4_t) -> float32x4_t {
 
 impl Simd for Neon {
     const W: usize = 4;
+    const REGS: usize = 32;
     type V = float32x4_t;
 
     #[inline(always)]
@@ -124,12 +125,19 @@ impl Simd for Neon {
 pub(crate) struct NeonPath;
 
 impl kernel::Path for NeonPath {
-    unsafe fn tile(a: &Attention<'_>, t: &Tile, c0: usize, c1: usize, st: &mut [f32]) {
+    unsafe fn tile(a: &Attention<'_>, t: &Tile, c0: usize, c1: usize, st: &mut [f32], each: bool) {
         #[target_feature(enable = "neon")]
-        unsafe fn inner(a: &Attention<'_>, t: &Tile, c0: usize, c1: usize, st: &mut [f32]) {
-            unsafe { kernel::tile::<Neon>(a, t, c0, c1, st) }
+        unsafe fn inner(
+            a: &Attention<'_>,
+            t: &Tile,
+            c0: usize,
+            c1: usize,
+            st: &mut [f32],
+            each: bool,
+        ) {
+            unsafe { kernel::tile::<Neon>(a, t, c0, c1, st, each) }
         }
-        unsafe { inner(a, t, c0, c1, st) }
+        unsafe { inner(a, t, c0, c1, st, each) }
     }
     unsafe fn merge(hd: usize, rows: usize, dst: &mut [f32], src: &[f32]) {
         #[target_feature(enable = "neon")]

@@ -18,6 +18,9 @@ use std::cell::RefCell;
 pub(crate) trait Simd {
     /// Lanes per vector.
     const W: usize;
+    /// Architectural vector registers: 32 lets the score and P·V blocks keep 16 accumulators
+    /// plus their operands in registers (AVX-512, NEON); 16 (AVX2) keeps the smaller blocks.
+    const REGS: usize;
     type V: Copy;
 
     unsafe fn splat(x: f32) -> Self::V;
@@ -47,6 +50,15 @@ pub(crate) trait Simd {
     unsafe fn select_lt(a: Self::V, b: Self::V, x: Self::V, y: Self::V) -> Self::V;
     /// Sum of the lanes (a fixed order per path).
     unsafe fn hsum(a: Self::V) -> f32;
+    /// `hsum` of 16 vectors, bit for bit (a path may share the shuffles between them).
+    #[inline(always)]
+    unsafe fn hsum16(a: &[Self::V; 16]) -> [f32; 16] {
+        std::array::from_fn(|i| unsafe { Self::hsum(a[i]) })
+    }
+    /// Hint that the cache line at `p` will be read soon (to the second-level cache); may do
+    /// nothing.
+    #[inline(always)]
+    unsafe fn prefetch(_p: *const u8) {}
     unsafe fn hmax(a: Self::V) -> f32;
     unsafe fn lane0(a: Self::V) -> f32;
 }
@@ -198,9 +210,19 @@ unsafe fn dots<S: Simd, L: Load, const R: usize, const J: usize>(
             }
         }
         let mut out = [[0.0; J]; R];
-        for r in 0..R {
-            for j in 0..J {
-                out[r][j] = S::hsum(acc[r][j]);
+        if R * J == 16 {
+            let flat: [S::V; 16] = std::array::from_fn(|i| acc[i / J][i % J]);
+            let s = S::hsum16(&flat);
+            for r in 0..R {
+                for j in 0..J {
+                    out[r][j] = s[r * J + j];
+                }
+            }
+        } else {
+            for r in 0..R {
+                for j in 0..J {
+                    out[r][j] = S::hsum(acc[r][j]);
+                }
             }
         }
         out
@@ -208,21 +230,34 @@ unsafe fn dots<S: Simd, L: Load, const R: usize, const J: usize>(
 }
 
 /// Scores of rows `q` against keys `k` (all of one format), written to `s[r * CHUNK + col0 + j]`.
+/// While key `j` is scored, the `pf_lines` cache lines of `pf[j]` (its value vector, if `pf`
+/// is not empty) are prefetched, so that the P·V pass that follows finds them in L2: without
+/// it that pass waited on the values' loads (25% of the samples of gemma-2b tg@d8000 sat on
+/// the one `vcvtph2ps` of the value in `pv_run`).
 #[inline(always)]
 unsafe fn score_run<S: Simd, L: Load>(
     hd: usize,
     q: &[*const f32],
     k: &[*const u8],
+    pf: &[*const u8],
+    pf_lines: usize,
     s: &mut [f32],
     col0: usize,
 ) {
     macro_rules! block {
-        ($r0:expr, $R:literal, $J:literal) => {{
+        ($r0:expr, $R:literal, $J:literal, $pf:expr) => {{
             let r0 = $r0;
             let qr: [*const f32; $R] = std::array::from_fn(|i| q[r0 + i]);
             let mut j = 0;
             while j + $J <= k.len() {
                 let kj: [*const u8; $J] = std::array::from_fn(|i| k[j + i]);
+                if $pf {
+                    for &v in &pf[j..j + $J] {
+                        for l in 0..pf_lines {
+                            unsafe { S::prefetch(v.wrapping_add(64 * l)) };
+                        }
+                    }
+                }
                 let o = unsafe { dots::<S, L, $R, $J>(hd, &qr, &kj) };
                 for r in 0..$R {
                     for i in 0..$J {
@@ -232,6 +267,11 @@ unsafe fn score_run<S: Simd, L: Load>(
                 j += $J;
             }
             while j < k.len() {
+                if $pf {
+                    for l in 0..pf_lines {
+                        unsafe { S::prefetch(pf[j].wrapping_add(64 * l)) };
+                    }
+                }
                 let o = unsafe { dots::<S, L, $R, 1>(hd, &qr, &[k[j]]) };
                 for r in 0..$R {
                     s[(r0 + r) * CHUNK + col0 + j] = o[r][0];
@@ -240,30 +280,98 @@ unsafe fn score_run<S: Simd, L: Load>(
             }
         }};
     }
+    // Only the first block of rows prefetches (the values are the same for every row).
+    let mut pf_first = !pf.is_empty();
+    let mut r = 0;
+    // With 32 registers, 8 rows × 2 keys: 16 accumulators, and each key is converted once for
+    // 8 rows instead of twice (two blocks of 4), and the 16 sums share their shuffles
+    // (`hsum16`).
+    if S::REGS >= 32 {
+        while r + 8 <= q.len() {
+            if pf_first {
+                block!(r, 8, 2, true);
+                pf_first = false;
+            } else {
+                block!(r, 8, 2, false);
+            }
+            r += 8;
+        }
+    }
+    // 4 rows (Gemma 3 270M's group): 4 keys, 16 accumulators and `hsum16`.
+    if S::REGS >= 32 && r + 4 <= q.len() {
+        if pf_first {
+            block!(r, 4, 4, true);
+            pf_first = false;
+        } else {
+            block!(r, 4, 4, false);
+        }
+        r += 4;
+    }
     // Blocks of 4 rows × 2 keys keep 8 independent accumulator chains; fewer rows take more
     // keys at a time for the same reason.
-    let mut r = 0;
     while r + 4 <= q.len() {
-        block!(r, 4, 2);
+        if pf_first {
+            block!(r, 4, 2, true);
+            pf_first = false;
+        } else {
+            block!(r, 4, 2, false);
+        }
         r += 4;
     }
     if r + 2 <= q.len() {
-        block!(r, 2, 4);
+        if pf_first {
+            block!(r, 2, 4, true);
+            pf_first = false;
+        } else {
+            block!(r, 2, 4, false);
+        }
         r += 2;
     }
     if r < q.len() {
-        block!(r, 1, 8);
+        if pf_first {
+            block!(r, 1, 8, true);
+        } else {
+            block!(r, 1, 8, false);
+        }
     }
 }
 
 /// `acc_r += Σ_j p[r][j]·v_j` for rows `p`/`acc` and values `v` (all of one format), `j`
-/// ascending, one vector of `acc` at a time in registers.
+/// ascending, `NV` vectors of `acc` at a time in registers.
 #[inline(always)]
 unsafe fn pv_run<S: Simd, L: Load>(hd: usize, p: &[*const f32], v: &[*const u8], acc: &[*mut f32]) {
     macro_rules! block {
-        ($r0:expr, $R:literal) => {{
+        ($r0:expr, $R:literal, $NV:literal) => {{
             let r0 = $r0;
             let mut d = 0;
+            // `NV` whole vectors per pass over the keys...
+            while d + $NV * S::W <= hd {
+                unsafe {
+                    let mut a = [[S::splat(0.0); $NV]; $R];
+                    for r in 0..$R {
+                        for u in 0..$NV {
+                            a[r][u] = S::load(acc[r0 + r].add(d + u * S::W));
+                        }
+                    }
+                    for (j, &vp) in v.iter().enumerate() {
+                        let vv: [S::V; $NV] =
+                            std::array::from_fn(|u| L::load::<S>(vp, d + u * S::W));
+                        for r in 0..$R {
+                            let pr = S::splat(*p[r0 + r].add(j));
+                            for u in 0..$NV {
+                                a[r][u] = S::fma(pr, vv[u], a[r][u]);
+                            }
+                        }
+                    }
+                    for r in 0..$R {
+                        for u in 0..$NV {
+                            S::store(acc[r0 + r].add(d + u * S::W), a[r][u]);
+                        }
+                    }
+                }
+                d += $NV * S::W;
+            }
+            // ...then one (possibly partial) vector at a time.
             while d < hd {
                 let len = (hd - d).min(S::W);
                 unsafe {
@@ -290,20 +398,32 @@ unsafe fn pv_run<S: Simd, L: Load>(hd: usize, p: &[*const f32], v: &[*const u8],
         }};
     }
     let mut r = 0;
+    // With 32 registers, 8 rows × 2 vectors: half the passes over the chunk's values, each
+    // reading whole 64-byte lines of f16 values, and one broadcast of `p` feeds 2 FMAs.
+    if S::REGS >= 32 {
+        while r + 8 <= p.len() {
+            block!(r, 8, 2);
+            r += 8;
+        }
+    }
     while r + 8 <= p.len() {
-        block!(r, 8);
+        block!(r, 8, 1);
         r += 8;
     }
+    if S::REGS >= 32 && r + 4 <= p.len() {
+        block!(r, 4, 2);
+        r += 4;
+    }
     if r + 4 <= p.len() {
-        block!(r, 4);
+        block!(r, 4, 1);
         r += 4;
     }
     if r + 2 <= p.len() {
-        block!(r, 2);
+        block!(r, 2, 1);
         r += 2;
     }
     if r < p.len() {
-        block!(r, 1);
+        block!(r, 1, 1);
     }
 }
 
@@ -335,10 +455,13 @@ pub(crate) fn state_len(rows: usize, hd: usize) -> usize {
     rows * (2 + padded(hd))
 }
 
-/// Fills `st` as the empty state (`M = -inf`, `L = 0`, `A = 0`).
+/// Makes `st` the empty state: `M = -inf`, `L = 0`. `A` is left as it is: an empty row's `A`
+/// is never read ([`merge_row`] copies over it, and every row sees at least its own key), and
+/// not zeroing it saves an 8 KB memset per chunk task in decode (5% of the samples of gemma-2b
+/// tg@d8000 at 2 threads went to clearing states).
 pub(crate) fn clear_state(st: &mut [f32], rows: usize) {
     st[..rows].fill(f32::NEG_INFINITY);
-    st[rows..].fill(0.0);
+    st[rows..2 * rows].fill(0.0);
 }
 
 /// Merges the partial `(m, l, a)` into row `r` of the state (`M`, `L`, `A` slices).
@@ -404,7 +527,8 @@ pub(crate) unsafe fn merge<S: Simd>(hd: usize, rows: usize, dst: &mut [f32], src
 }
 
 /// Computes the partial of every row of `tile` for chunks `c_begin..c_end` and merges each, in
-/// chunk order, into `st` (a state for `tile.rows()` rows).
+/// chunk order, into `st` (a state for `tile.rows()` rows); with `each`, `st` holds one state
+/// per chunk instead (all cleared) and chunk `c`'s partial goes into state `c - c_begin`.
 ///
 /// # Safety
 /// The CPU has `S`'s features; `a` passed `validate`; `tile.rows() <= TILE_ROWS`.
@@ -415,17 +539,18 @@ pub(crate) unsafe fn tile<S: Simd>(
     c_begin: usize,
     c_end: usize,
     st: &mut [f32],
+    each: bool,
 ) {
     let hd = a.head_dim;
     let hdp = padded(hd);
     let group = a.group();
     let heads = tile.h1 - tile.h0;
     let rows = tile.rows();
-    assert!(rows <= TILE_ROWS && st.len() >= state_len(rows, hd) && S::W <= 16);
+    let len = state_len(rows, hd);
+    let states = if each { c_end - c_begin } else { 1 };
+    assert!(rows <= TILE_ROWS && st.len() >= states * len && S::W <= 16);
     let q_dim = a.n_head * hd;
     let kv_dim = a.n_head_kv * hd;
-    let (st_m, rest) = st.split_at_mut(rows);
-    let (st_l, st_a) = rest.split_at_mut(rows);
 
     let mut qp = [std::ptr::null::<f32>(); TILE_ROWS];
     for (r, p) in qp.iter_mut().enumerate().take(rows) {
@@ -444,6 +569,8 @@ pub(crate) unsafe fn tile<S: Simd>(
     let hi = a.pos0 + tile.t1 - 1;
     let cache = &a.cache;
     let inv_cap = a.softcap.map(|c| 1.0 / c);
+    // Cache lines of one cached value vector.
+    let pf = cache.format.head_bytes(hd).div_ceil(64);
     for c in c_begin..c_end {
         let k0 = c * CHUNK;
         let (jlo, jhi) = (lo.max(k0), hi.min(k0 + CHUNK - 1));
@@ -468,15 +595,20 @@ pub(crate) unsafe fn tile<S: Simd>(
         let n_keys = jhi + 1 - jlo;
         let col0 = jlo - k0;
         unsafe {
+            // The batch's own keys and values are few and recently written: no prefetch.
+            let (kn, sn) = (&kp[n_old..n_keys], &mut sbuf[..]);
             match cache.format {
-                KvFormat::F32 => score_run::<S, LoadF32>(hd, qp, &kp[..n_keys], &mut sbuf, col0),
+                KvFormat::F32 => {
+                    score_run::<S, LoadF32>(hd, qp, &kp[..n_old], &vp[..n_old], pf, sn, col0);
+                    score_run::<S, LoadF32>(hd, qp, kn, &[], 0, sn, col0 + n_old);
+                }
                 KvFormat::F16 => {
-                    score_run::<S, LoadF16>(hd, qp, &kp[..n_old], &mut sbuf, col0);
-                    score_run::<S, LoadF32>(hd, qp, &kp[n_old..n_keys], &mut sbuf, col0 + n_old);
+                    score_run::<S, LoadF16>(hd, qp, &kp[..n_old], &vp[..n_old], pf, sn, col0);
+                    score_run::<S, LoadF32>(hd, qp, kn, &[], 0, sn, col0 + n_old);
                 }
                 KvFormat::Q8_0 => {
-                    score_run::<S, LoadQ8>(hd, qp, &kp[..n_old], &mut sbuf, col0);
-                    score_run::<S, LoadF32>(hd, qp, &kp[n_old..n_keys], &mut sbuf, col0 + n_old);
+                    score_run::<S, LoadQ8>(hd, qp, &kp[..n_old], &vp[..n_old], pf, sn, col0);
+                    score_run::<S, LoadF32>(hd, qp, kn, &[], 0, sn, col0 + n_old);
                 }
             }
         }
@@ -554,6 +686,9 @@ pub(crate) unsafe fn tile<S: Simd>(
                 }
             }
         }
+        let off = if each { (c - c_begin) * len } else { 0 };
+        let (st_m, rest) = st[off..off + len].split_at_mut(rows);
+        let (st_l, st_a) = rest.split_at_mut(rows);
         for r in 0..rows {
             unsafe {
                 merge_row::<S>(
@@ -576,7 +711,14 @@ pub(crate) trait Path {
     ///
     /// # Safety
     /// As [`tile`].
-    unsafe fn tile(a: &Attention<'_>, t: &Tile, c_begin: usize, c_end: usize, st: &mut [f32]);
+    unsafe fn tile(
+        a: &Attention<'_>,
+        t: &Tile,
+        c_begin: usize,
+        c_end: usize,
+        st: &mut [f32],
+        each: bool,
+    );
     /// [`merge`] compiled with the path's features.
     ///
     /// # Safety
@@ -672,7 +814,7 @@ pub(crate) unsafe fn attend<P: Path>(a: &Attention<'_>, out: &mut [f32]) {
             clear_state(st, t.rows());
             let o = outp;
             unsafe {
-                P::tile(a, t, c0, c1, st);
+                P::tile(a, t, c0, c1, st, false);
                 finish(a, t, st, o.0);
             }
         };
@@ -683,16 +825,22 @@ pub(crate) unsafe fn attend<P: Path>(a: &Attention<'_>, out: &mut [f32]) {
         }
         return;
     }
-    // Few tiles (decode): (tile, chunk) tasks, each writing its chunk's partial; then each
-    // tile merges its partials in chunk order.
+    // Few tiles (decode): tasks of a few consecutive chunks of one tile, each chunk's partial
+    // written to its own state; then each tile merges its partials in chunk order. A task per
+    // chunk paid the tile call's setup (41 KB of zeroed scratch) and a rayon job per 128 keys;
+    // ~4 tasks per thread still balance when the other core is busy.
+    let per_task = max_chunks.div_ceil(4 * threads).max(1);
     let mut offsets = Vec::with_capacity(tiles.len() + 1);
     let mut total = 0;
     let mut tasks = Vec::new();
     for (i, (t, &(c0, c1))) in tiles.iter().zip(&ranges).enumerate() {
         offsets.push(total);
         let len = state_len(t.rows(), hd);
-        for c in c0..c1 {
-            tasks.push((i, c, total + (c - c0) * len));
+        let mut c = c0;
+        while c < c1 {
+            let e = (c + per_task).min(c1);
+            tasks.push((i, c, e, total + (c - c0) * len));
+            c = e;
         }
         total += (c1 - c0) * len;
     }
@@ -702,24 +850,22 @@ pub(crate) unsafe fn attend<P: Path>(a: &Attention<'_>, out: &mut [f32]) {
     }
     {
         // Split the buffer into one slice per task (tasks are in buffer order).
-        let mut slices: Vec<(usize, usize, &mut [f32])> = Vec::with_capacity(tasks.len());
+        let mut slices: Vec<(usize, usize, usize, &mut [f32])> = Vec::with_capacity(tasks.len());
         let mut rest = &mut buf[..total];
-        for (k, &(i, c, off)) in tasks.iter().enumerate() {
-            let end = tasks.get(k + 1).map_or(total, |n| n.2);
+        for (k, &(i, c, e, off)) in tasks.iter().enumerate() {
+            let end = tasks.get(k + 1).map_or(total, |n| n.3);
             let (s, r) = rest.split_at_mut(end - off);
-            slices.push((i, c, s));
+            slices.push((i, c, e, s));
             rest = r;
         }
-        // ~Several microseconds of work per chunk at head_dim 256: a few chunks per rayon job
-        // keeps the scheduling overhead small while spreading the keys evenly.
-        slices
-            .par_iter_mut()
-            .with_min_len(2)
-            .for_each(|(i, c, st)| {
-                let t = &tiles[*i];
-                clear_state(st, t.rows());
-                unsafe { P::tile(a, t, *c, *c + 1, st) };
-            });
+        slices.par_iter_mut().for_each(|(i, c, e, st)| {
+            let t = &tiles[*i];
+            let len = state_len(t.rows(), hd);
+            for part in st.chunks_exact_mut(len) {
+                clear_state(part, t.rows());
+            }
+            unsafe { P::tile(a, t, *c, *e, st, true) };
+        });
     }
     let mut merged: Vec<(usize, &mut [f32])> = Vec::with_capacity(tiles.len());
     let mut rest = &mut buf[..total];

@@ -8,6 +8,7 @@ pub(crate) struct Scalar;
 
 impl Simd for Scalar {
     const W: usize = 1;
+    const REGS: usize = 16;
     type V = f32;
 
     #[inline(always)]
@@ -107,8 +108,8 @@ impl Simd for Scalar {
 pub(crate) struct ScalarPath;
 
 impl kernel::Path for ScalarPath {
-    unsafe fn tile(a: &Attention<'_>, t: &Tile, c0: usize, c1: usize, st: &mut [f32]) {
-        unsafe { kernel::tile::<Scalar>(a, t, c0, c1, st) }
+    unsafe fn tile(a: &Attention<'_>, t: &Tile, c0: usize, c1: usize, st: &mut [f32], each: bool) {
+        unsafe { kernel::tile::<Scalar>(a, t, c0, c1, st, each) }
     }
     unsafe fn merge(hd: usize, rows: usize, dst: &mut [f32], src: &[f32]) {
         unsafe { kernel::merge::<Scalar>(hd, rows, dst, src) }

@@ -10,6 +10,7 @@ pub(crate) struct Avx2;
 
 impl Simd for Avx2 {
     const W: usize = 8;
+    const REGS: usize = 16;
     type V = __m256;
 
     #[inline(always)]
@@ -103,12 +104,17 @@ impl Simd for Avx2 {
     unsafe fn lane0(a: __m256) -> f32 {
         unsafe { _mm256_cvtss_f32(a) }
     }
+    #[inline(always)]
+    unsafe fn prefetch(p: *const u8) {
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(p as *const i8) }
+    }
 }
 
 pub(crate) struct Avx512;
 
 impl Simd for Avx512 {
     const W: usize = 16;
+    const REGS: usize = 32;
     type V = __m512;
 
     #[inline(always)]
@@ -206,6 +212,50 @@ impl Simd for Avx512 {
     unsafe fn lane0(a: __m512) -> f32 {
         unsafe { _mm512_cvtss_f32(a) }
     }
+    #[inline(always)]
+    unsafe fn prefetch(p: *const u8) {
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(p as *const i8) }
+    }
+    /// The tree of `hsum` (lane `i` + `i+8`, then `i+4`, `i+2`, `i+1`), each level done for
+    /// several vectors at once: 31 shuffles and 15 adds for 16 sums instead of 64 and 64.
+    #[inline(always)]
+    unsafe fn hsum16(a: &[__m512; 16]) -> [f32; 16] {
+        unsafe {
+            // Level 1, pairs (x, y): [x.lo256 + x.hi256, y.lo256 + y.hi256].
+            let z: [__m512; 8] = std::array::from_fn(|k| {
+                let (x, y) = (a[2 * k], a[2 * k + 1]);
+                _mm512_add_ps(
+                    _mm512_shuffle_f32x4::<0x44>(x, y),
+                    _mm512_shuffle_f32x4::<0xEE>(x, y),
+                )
+            });
+            // Level 2: 128-bit quarter t of y[m] holds the 4 partial sums of a[4m + t].
+            let y: [__m512; 4] = std::array::from_fn(|m| {
+                let (u, w) = (z[2 * m], z[2 * m + 1]);
+                _mm512_add_ps(
+                    _mm512_shuffle_f32x4::<0x88>(u, w),
+                    _mm512_shuffle_f32x4::<0xDD>(u, w),
+                )
+            });
+            // Level 3: quarter t of x[n] is [2 sums of a[8n+t], 2 sums of a[8n+4+t]].
+            let x: [__m512; 2] = std::array::from_fn(|n| {
+                let (p, r) = (_mm512_castps_pd(y[2 * n]), _mm512_castps_pd(y[2 * n + 1]));
+                _mm512_add_ps(
+                    _mm512_castpd_ps(_mm512_unpacklo_pd(p, r)),
+                    _mm512_castpd_ps(_mm512_unpackhi_pd(p, r)),
+                )
+            });
+            // Level 4: lane 4t + s is the sum of a[4s + t]; transpose back to lane k = a[k].
+            let s = _mm512_add_ps(
+                _mm512_shuffle_ps::<0x88>(x[0], x[1]),
+                _mm512_shuffle_ps::<0xDD>(x[0], x[1]),
+            );
+            let idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+            let mut out = [0.0f32; 16];
+            _mm512_storeu_ps(out.as_mut_ptr(), _mm512_permutexvar_ps(idx, s));
+            out
+        }
+    }
 }
 
 macro_rules! path {
@@ -213,12 +263,26 @@ macro_rules! path {
         pub(crate) struct $name;
 
         impl kernel::Path for $name {
-            unsafe fn tile(a: &Attention<'_>, t: &Tile, c0: usize, c1: usize, st: &mut [f32]) {
+            unsafe fn tile(
+                a: &Attention<'_>,
+                t: &Tile,
+                c0: usize,
+                c1: usize,
+                st: &mut [f32],
+                each: bool,
+            ) {
                 #[target_feature(enable = $features)]
-                unsafe fn inner(a: &Attention<'_>, t: &Tile, c0: usize, c1: usize, st: &mut [f32]) {
-                    unsafe { kernel::tile::<$simd>(a, t, c0, c1, st) }
+                unsafe fn inner(
+                    a: &Attention<'_>,
+                    t: &Tile,
+                    c0: usize,
+                    c1: usize,
+                    st: &mut [f32],
+                    each: bool,
+                ) {
+                    unsafe { kernel::tile::<$simd>(a, t, c0, c1, st, each) }
                 }
-                unsafe { inner(a, t, c0, c1, st) }
+                unsafe { inner(a, t, c0, c1, st, each) }
             }
             unsafe fn merge(hd: usize, rows: usize, dst: &mut [f32], src: &[f32]) {
                 #[target_feature(enable = $features)]
