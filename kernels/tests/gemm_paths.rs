@@ -414,3 +414,105 @@ fn matmul_splits_rows_and_tokens_on_pools() {
         }
     }
 }
+
+/// Random model-like weights (gaussian, quantized) for the two batch tests below.
+fn model_like(ty: GgmlType, rows: usize, cols: usize, rng: &mut Rng) -> Vec<u8> {
+    let mut wq = vec![0u8; rows * row_bytes(ty, cols)];
+    for row in wq.chunks_mut(row_bytes(ty, cols)) {
+        let x: Vec<f32> = (0..cols).map(|_| rng.gauss() * 0.03).collect();
+        formats::quantize_row(ty, &x, row).unwrap();
+    }
+    wq
+}
+
+/// Token `t` of `x` (n rows) and the token after it, as a batch of two.
+fn pair(x: &[f32], cols: usize, n: usize, t: usize) -> Vec<f32> {
+    let o = (t + 1) % n;
+    [&x[t * cols..(t + 1) * cols], &x[o * cols..(o + 1) * cols]].concat()
+}
+
+/// Greedy output must not depend on how a prompt is cut into batches (the server's prompt
+/// cache feeds whatever the cache lacks; `eval` never cuts a piece of one token, see
+/// `model::driver::batch_pieces`): in a batch of two or more tokens, each token's outputs
+/// must be the same bits whatever shares the batch, on model-like (inexact) data.
+#[test]
+fn batched_outputs_do_not_depend_on_the_rest_of_the_batch() {
+    let mut rng = Rng(0x6e44_0005);
+    let kernels = paths();
+    for ty in WEIGHT_TYPES {
+        let cols = if ty.block_size() == 256 { 1024 } else { 640 };
+        let rows = 37;
+        let wq = model_like(ty, rows, cols, &mut rng);
+        let w = WeightMatrix::new(ty, &wq, rows, cols).unwrap();
+        for n in [3usize, 4, 5, 8, 9, 17, 64] {
+            let x: Vec<f32> = (0..n * cols).map(|_| rng.gauss()).collect();
+            for k in &kernels {
+                let mut acts = QuantizedActs::new();
+                acts.quantize_with(k, ty, &x, n, cols).unwrap();
+                let mut batch = vec![0.0f32; rows * n];
+                matmul_with(k, &w, &acts, &mut batch).unwrap();
+                for t in 0..n {
+                    let mut two = QuantizedActs::new();
+                    two.quantize_with(k, ty, &pair(&x, cols, n, t), 2, cols)
+                        .unwrap();
+                    let mut got = vec![0.0f32; 2 * rows];
+                    matmul_with(k, &w, &two, &mut got).unwrap();
+                    same_bits(
+                        &got[..rows],
+                        &batch[t * rows..(t + 1) * rows],
+                        &format!("{}: {ty} token {t} of {n} vs in a pair", k.name),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// One token (decode) runs the streaming kernels, which on the SIMD paths sum the blocks in
+/// another order than the batched tiles (two blocks per 512-bit vector against four, the
+/// K-quants' minimums apart or folded in): not bit-identical, so within the rounding of two
+/// orders of the same sum, `(blocks + 8) * 2^-22 * sum |terms|` (each order is within
+/// `(blocks + 4) * 2^-23 * sum |terms|` of the exact value).
+#[test]
+fn one_token_is_within_rounding_of_its_column_of_the_batch() {
+    let mut rng = Rng(0x6e44_0006);
+    let kernels = paths();
+    for ty in WEIGHT_TYPES {
+        let cols = if ty.block_size() == 256 { 1024 } else { 640 };
+        let rows = 37;
+        let wq = model_like(ty, rows, cols, &mut rng);
+        let w = WeightMatrix::new(ty, &wq, rows, cols).unwrap();
+        let n = 9;
+        let x: Vec<f32> = (0..n * cols).map(|_| rng.gauss()).collect();
+        for k in &kernels {
+            let mut acts = QuantizedActs::new();
+            acts.quantize_with(k, ty, &x, n, cols).unwrap();
+            let mut batch = vec![0.0f32; rows * n];
+            matmul_with(k, &w, &acts, &mut batch).unwrap();
+            let arb = acts.bytes().len() / n;
+            for t in 0..n {
+                let mut one = QuantizedActs::new();
+                one.quantize_with(k, ty, &x[t * cols..(t + 1) * cols], 1, cols)
+                    .unwrap();
+                let mut got = vec![0.0f32; rows];
+                matmul_with(k, &w, &one, &mut got).unwrap();
+                for r in 0..rows {
+                    let rb = row_bytes(ty, cols);
+                    let m = magnitude(
+                        ty,
+                        cols,
+                        &wq[r * rb..(r + 1) * rb],
+                        &acts.bytes()[t * arb..(t + 1) * arb],
+                    );
+                    let tol = (cols / 32 + 8) as f64 * 2f64.powi(-22) * m;
+                    let (g, e) = (got[r] as f64, batch[t * rows + r] as f64);
+                    assert!(
+                        (g - e).abs() <= tol,
+                        "{}: {ty} row {r} token {t}: decode {g} vs batch {e} (tolerance {tol:.2e})",
+                        k.name
+                    );
+                }
+            }
+        }
+    }
+}
