@@ -14,6 +14,9 @@ use crate::model::{LanguageModel, ModelError, Result};
 /// default `-b`), so chunking costs no speed.
 pub const FEED_CHUNK: usize = 256;
 
+/// Prompt tokens left to feed after a reused prefix, and the shortest piece `feed` cuts.
+const MIN_FEED: usize = 2;
+
 /// What [`PromptCache::prepare`] did to reach the reused prefix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reuse {
@@ -58,15 +61,16 @@ impl PromptCache {
     }
 
     /// Brings `model` to the longest prefix of `prompt` it can reuse and returns its length:
-    /// the caller feeds `prompt[n..]` through [`PromptCache::feed`]. At least the last prompt
-    /// token is always left to feed, since its logits are needed.
+    /// the caller feeds `prompt[n..]` through [`PromptCache::feed`]. At least the last two
+    /// prompt tokens are always left to feed (the last one's logits are needed, and a batch of
+    /// two or more gives each token the bits of a fresh run: see `model::driver::batch_pieces`).
     pub fn prepare(&mut self, model: &mut dyn LanguageModel, prompt: &[u32]) -> (usize, Reuse) {
         if model.pos() != self.tokens.len() {
             // Someone fed the model behind the cache's back (or a feed failed half-way).
             model.reset();
             self.tokens.clear();
         }
-        let limit = prompt.len().saturating_sub(1);
+        let limit = prompt.len().saturating_sub(MIN_FEED);
         let common = common_prefix(&self.tokens, prompt).min(limit);
         if common > 0 && model.truncate(common) {
             self.tokens.truncate(common);
@@ -123,6 +127,16 @@ impl PromptCache {
                 a.1 |= b.1;
                 true
             }
+        });
+        // No piece of one token between cuts (it would run the decode kernels: see
+        // `prepare`); a snapshot cut dropped for that is taken at the next message boundary.
+        let mut prev = start;
+        cuts.retain(|&(c, _)| {
+            let keep = c - prev >= MIN_FEED && end - c >= MIN_FEED;
+            if keep {
+                prev = c;
+            }
+            keep
         });
         let mut at = start;
         for (cut, snapshot) in cuts {
@@ -204,6 +218,8 @@ mod tests {
         rewinds: bool,
         logits: [f32; 1],
         evaluated: usize,
+        /// `eval` calls given one token.
+        singles: usize,
     }
 
     impl Toy {
@@ -213,6 +229,7 @@ mod tests {
                 rewinds,
                 logits: [0.0],
                 evaluated: 0,
+                singles: 0,
             }
         }
     }
@@ -244,6 +261,7 @@ mod tests {
             }
             self.history.extend_from_slice(tokens);
             self.evaluated += tokens.len();
+            self.singles += usize::from(tokens.len() == 1);
             self.logits[0] = hash(&self.history);
             Ok(&self.logits)
         }
@@ -288,9 +306,13 @@ mod tests {
         reply: &[u32],
     ) -> (usize, Reuse) {
         let before = m.evaluated;
+        let singles = m.singles;
         let (n, how) = cache.prepare(m, prompt);
-        assert!(n < prompt.len());
+        assert!(n + 2 <= prompt.len() || n == 0);
         let l = cache.feed(m, &prompt[n..], boundaries, &|| false).unwrap()[0];
+        if prompt.len() >= 2 {
+            assert_eq!(m.singles, singles, "a prompt piece of one token was fed");
+        }
         assert_eq!(
             l,
             hash(prompt),
@@ -314,8 +336,9 @@ mod tests {
         assert_eq!(turn(&mut c, &mut m, &p1, &[], &[9, 9]), (102, Reuse::None));
         let p2 = [&sys[..], &[600, 601, 602]].concat();
         assert_eq!(turn(&mut c, &mut m, &p2, &[], &[]), (3, Reuse::Prefix));
-        // The same prompt again still evaluates its last token (its logits are needed).
-        assert_eq!(turn(&mut c, &mut m, &p2, &[], &[]), (1, Reuse::Prefix));
+        // The same prompt again still evaluates its last two tokens (the last one's logits
+        // are needed, and a single token would run the decode kernels).
+        assert_eq!(turn(&mut c, &mut m, &p2, &[], &[]), (2, Reuse::Prefix));
         // Nothing shared.
         assert_eq!(turn(&mut c, &mut m, &[1, 2], &[], &[]), (2, Reuse::None));
     }

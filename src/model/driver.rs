@@ -121,6 +121,30 @@ impl OutputHead {
     }
 }
 
+/// The pieces `eval` runs `n` tokens in: `n_batch` at a time, except that a last piece of one
+/// token (when there are more) takes one from the piece before it. A batch of one runs the
+/// streaming decode kernels, whose sums go in another order than the batched kernels' (within
+/// rounding: `kernels/tests/gemm_paths.rs`), while every batch of two or more gives each token
+/// the same bits whatever shares its batch. So with `n_batch >= 3` a prompt's logits do not
+/// depend on how it is cut: a server that reuses a cached prefix and feeds the rest answers a
+/// greedy request exactly as a fresh `run` does.
+pub(crate) fn batch_pieces(
+    n: usize,
+    n_batch: usize,
+) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let n_batch = n_batch.max(1);
+    let steal = n > 1 && n_batch >= 3 && n % n_batch == 1;
+    let cut = move |i: usize| {
+        let at = i * n_batch;
+        if steal && at + 1 == n {
+            at - 1
+        } else {
+            at.min(n)
+        }
+    };
+    (0..n.div_ceil(n_batch)).map(move |i| cut(i)..cut(i + 1))
+}
+
 /// A decoder: one architecture's [`Stack`] driven as a [`LanguageModel`].
 pub struct Decoder<S> {
     pub(crate) file: GgufFile,
@@ -223,16 +247,16 @@ impl<S: Stack> LanguageModel for Decoder<S> {
             return Err(ModelError("no tokens to evaluate".into()));
         }
         self.check_tokens(tokens)?;
-        let n_chunks = tokens.len().div_ceil(self.n_batch);
-        for (i, chunk) in tokens.chunks(self.n_batch).enumerate() {
-            let outputs = if i + 1 == n_chunks {
+        let mut last = 0;
+        for piece in batch_pieces(tokens.len(), self.n_batch) {
+            let outputs = if piece.end == tokens.len() {
+                last = piece.len() - 1;
                 Outputs::Last
             } else {
                 Outputs::None
             };
-            self.forward_batch(chunk, outputs)?;
+            self.forward_batch(&tokens[piece], outputs)?;
         }
-        let last = (tokens.len() - 1) % self.n_batch;
         self.logits_rows(last..last + 1, false)?;
         Ok(&self.head.logits)
     }
@@ -243,7 +267,8 @@ impl<S: Stack> LanguageModel for Decoder<S> {
         if self.head.logits_all.len() < LOGIT_ROWS * nv {
             self.head.logits_all = vec![0.0; LOGIT_ROWS * nv];
         }
-        for chunk in tokens.chunks(self.n_batch) {
+        for piece in batch_pieces(tokens.len(), self.n_batch) {
+            let chunk = &tokens[piece];
             self.forward_batch(chunk, Outputs::All)?;
             let mut r = 0;
             while r < chunk.len() {
@@ -292,5 +317,32 @@ impl<S: Stack> LanguageModel for Decoder<S> {
         }
         self.pos = pos;
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_pieces;
+
+    #[test]
+    fn batch_pieces_cover_the_tokens_and_leave_no_single_token_piece() {
+        for n_batch in 1..12 {
+            for n in 1..60 {
+                let pieces: Vec<_> = batch_pieces(n, n_batch).collect();
+                let mut at = 0;
+                for p in &pieces {
+                    assert_eq!(p.start, at, "n={n} b={n_batch}: {pieces:?}");
+                    assert!(
+                        !p.is_empty() && p.len() <= n_batch,
+                        "n={n} b={n_batch}: {pieces:?}"
+                    );
+                    if n > 1 && n_batch >= 3 {
+                        assert!(p.len() >= 2, "n={n} b={n_batch}: {pieces:?}");
+                    }
+                    at = p.end;
+                }
+                assert_eq!(at, n);
+            }
+        }
     }
 }
