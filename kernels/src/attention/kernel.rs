@@ -726,15 +726,16 @@ pub(crate) trait Path {
     unsafe fn merge(hd: usize, rows: usize, dst: &mut [f32], src: &[f32]);
 }
 
-/// The tiles of a call: tokens × KV groups × head ranges, at most `TILE_ROWS` rows each.
-fn tiles(a: &Attention<'_>) -> Vec<Tile> {
+/// The tiles of a call: tokens × KV groups × head ranges, at most `TILE_ROWS` rows each,
+/// into `v` (cleared first; its capacity is kept between calls).
+fn tiles(a: &Attention<'_>, v: &mut Vec<Tile>) {
     let group = a.group();
     let (tq, hs) = if group <= TILE_ROWS {
         (TILE_ROWS / group, group)
     } else {
         (1, TILE_ROWS)
     };
-    let mut v = Vec::with_capacity(a.n.div_ceil(tq) * a.n_head_kv * group.div_ceil(hs));
+    v.clear();
     let mut t0 = 0;
     while t0 < a.n {
         let t1 = (t0 + tq).min(a.n);
@@ -748,7 +749,6 @@ fn tiles(a: &Attention<'_>) -> Vec<Tile> {
         }
         t0 = t1;
     }
-    v
 }
 
 /// Chunks tile `t` sees: `c_lo..c_hi`.
@@ -782,14 +782,35 @@ unsafe fn finish(a: &Attention<'_>, t: &Tile, st: &[f32], out: *mut f32) {
 
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
-// SAFETY: tasks write disjoint rows of the output (see `finish`).
+// SAFETY: tasks write disjoint rows of the output (see `finish`) or disjoint ranges of the
+// partials buffer (see `attend`).
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+/// A split call's task: tile `tile`, chunks `c0..c1`, their partials at `off` in the buffer.
+#[derive(Clone, Copy)]
+struct Task {
+    tile: usize,
+    c0: usize,
+    c1: usize,
+    off: usize,
+}
+
+/// The driver's lists, kept per calling thread with their capacity, so that steady-state
+/// decode allocates nothing (`tests/no_alloc_per_token.rs`).
+#[derive(Default)]
+struct Plan {
+    tiles: Vec<Tile>,
+    ranges: Vec<(usize, usize)>,
+    tasks: Vec<Task>,
+    /// Start of each tile's partials in the buffer, and the total at the end.
+    offsets: Vec<usize>,
+    /// Partials of split calls (decode).
+    partials: Vec<f32>,
+}
+
 thread_local! {
-    /// Partials of split calls (decode), kept per calling thread so steady-state decode
-    /// allocates nothing.
-    static PARTIALS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static PLAN: RefCell<Plan> = RefCell::new(Plan::default());
 }
 
 /// The driver: splits the call over threads and runs path `P` on each piece.
@@ -800,11 +821,22 @@ pub(crate) unsafe fn attend<P: Path>(a: &Attention<'_>, out: &mut [f32]) {
     if a.n == 0 {
         return;
     }
+    // Taken out of the thread-local for the call (a nested call on this thread, which the
+    // models never make, would start from an empty plan and only allocate).
+    let mut plan = PLAN.with(|p| std::mem::take(&mut *p.borrow_mut()));
+    unsafe { attend_with::<P>(a, out, &mut plan) };
+    PLAN.with(|p| *p.borrow_mut() = plan);
+}
+
+unsafe fn attend_with<P: Path>(a: &Attention<'_>, out: &mut [f32], plan: &mut Plan) {
     let hd = a.head_dim;
-    let tiles = tiles(a);
+    tiles(a, &mut plan.tiles);
+    let tiles = &plan.tiles;
     let threads = rayon::current_num_threads();
     let outp = OutPtr(out.as_mut_ptr());
-    let ranges: Vec<(usize, usize)> = tiles.iter().map(|t| chunk_range(a, t)).collect();
+    plan.ranges.clear();
+    plan.ranges.extend(tiles.iter().map(|t| chunk_range(a, t)));
+    let ranges = &plan.ranges;
     let max_chunks = ranges.iter().map(|r| r.1 - r.0).max().unwrap_or(0);
     if threads == 1 || tiles.len() >= 2 * threads || max_chunks <= 1 {
         // Whole tiles per task, chunks merged as they are computed.
@@ -819,9 +851,9 @@ pub(crate) unsafe fn attend<P: Path>(a: &Attention<'_>, out: &mut [f32]) {
             }
         };
         if threads == 1 || tiles.len() == 1 {
-            tiles.iter().zip(&ranges).for_each(run);
+            tiles.iter().zip(ranges).for_each(run);
         } else {
-            tiles.par_iter().zip(&ranges).for_each(run);
+            tiles.par_iter().zip(ranges).for_each(run);
         }
         return;
     }
@@ -830,54 +862,53 @@ pub(crate) unsafe fn attend<P: Path>(a: &Attention<'_>, out: &mut [f32]) {
     // chunk paid the tile call's setup (41 KB of zeroed scratch) and a rayon job per 128 keys;
     // ~4 tasks per thread still balance when the other core is busy.
     let per_task = max_chunks.div_ceil(4 * threads).max(1);
-    let mut offsets = Vec::with_capacity(tiles.len() + 1);
+    plan.offsets.clear();
+    plan.tasks.clear();
     let mut total = 0;
-    let mut tasks = Vec::new();
-    for (i, (t, &(c0, c1))) in tiles.iter().zip(&ranges).enumerate() {
-        offsets.push(total);
+    for (i, (t, &(c0, c1))) in tiles.iter().zip(ranges).enumerate() {
+        plan.offsets.push(total);
         let len = state_len(t.rows(), hd);
         let mut c = c0;
         while c < c1 {
             let e = (c + per_task).min(c1);
-            tasks.push((i, c, e, total + (c - c0) * len));
+            plan.tasks.push(Task {
+                tile: i,
+                c0: c,
+                c1: e,
+                off: total + (c - c0) * len,
+            });
             c = e;
         }
         total += (c1 - c0) * len;
     }
-    let mut buf = PARTIALS.with(|p| std::mem::take(&mut *p.borrow_mut()));
-    if buf.len() < total {
-        buf.resize(total, 0.0);
+    plan.offsets.push(total);
+    if plan.partials.len() < total {
+        plan.partials.resize(total, 0.0);
     }
-    {
-        // Split the buffer into one slice per task (tasks are in buffer order).
-        let mut slices: Vec<(usize, usize, usize, &mut [f32])> = Vec::with_capacity(tasks.len());
-        let mut rest = &mut buf[..total];
-        for (k, &(i, c, e, off)) in tasks.iter().enumerate() {
-            let end = tasks.get(k + 1).map_or(total, |n| n.3);
-            let (s, r) = rest.split_at_mut(end - off);
-            slices.push((i, c, e, s));
-            rest = r;
+    let buf = OutPtr(plan.partials.as_mut_ptr());
+    let offsets = &plan.offsets;
+    plan.tasks.par_iter().for_each(|task| {
+        let t = &tiles[task.tile];
+        let len = state_len(t.rows(), hd);
+        let b = buf;
+        // SAFETY: task `task`'s partials, `(c1 - c0) * len` floats at `off`, are inside the
+        // buffer (sized to `total` above) and no other task's (tasks cover disjoint chunks).
+        let st =
+            unsafe { std::slice::from_raw_parts_mut(b.0.add(task.off), (task.c1 - task.c0) * len) };
+        for part in st.chunks_exact_mut(len) {
+            clear_state(part, t.rows());
         }
-        slices.par_iter_mut().for_each(|(i, c, e, st)| {
-            let t = &tiles[*i];
-            let len = state_len(t.rows(), hd);
-            for part in st.chunks_exact_mut(len) {
-                clear_state(part, t.rows());
-            }
-            unsafe { P::tile(a, t, *c, *e, st, true) };
-        });
-    }
-    let mut merged: Vec<(usize, &mut [f32])> = Vec::with_capacity(tiles.len());
-    let mut rest = &mut buf[..total];
-    for i in 0..tiles.len() {
-        let end = offsets.get(i + 1).copied().unwrap_or(total);
-        let (s, r) = rest.split_at_mut(end - offsets[i]);
-        merged.push((i, s));
-        rest = r;
-    }
-    merged.into_par_iter().for_each(|(i, s)| {
+        unsafe { P::tile(a, t, task.c0, task.c1, st, true) };
+    });
+    (0..tiles.len()).into_par_iter().for_each(|i| {
         let t = &tiles[i];
         let len = state_len(t.rows(), hd);
+        let b = buf;
+        // SAFETY: tile `i`'s partials, `offsets[i]..offsets[i + 1]`, are inside the buffer and
+        // no other tile's.
+        let s = unsafe {
+            std::slice::from_raw_parts_mut(b.0.add(offsets[i]), offsets[i + 1] - offsets[i])
+        };
         let (first, rest) = s.split_at_mut(len);
         for part in rest.chunks_exact(len) {
             unsafe { P::merge(hd, t.rows(), first, part) };
@@ -885,5 +916,4 @@ pub(crate) unsafe fn attend<P: Path>(a: &Attention<'_>, out: &mut [f32]) {
         let o = outp;
         unsafe { finish(a, t, first, o.0) };
     });
-    PARTIALS.with(|p| *p.borrow_mut() = buf);
 }
