@@ -5,7 +5,8 @@
 
 use super::int::q6_k;
 use super::{path_kernel, quantize, Sdot};
-use crate::dispatch::{DotRowsFn, Kernels, Path};
+use crate::dispatch::Kernels;
+use crate::kernel_types::{DotRowsFn, Path};
 use crate::rows::dot_rows;
 use crate::types::GgmlType;
 

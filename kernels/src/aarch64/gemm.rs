@@ -27,7 +27,7 @@
 
 use super::int::{bsum_pairs, ld, s8, Legacy, K_ACT, K_QS, Q4_0W, Q4_1W, Q5_0W, Q5_1W, Q8_0W};
 use super::{rd_u16, unroll, Dot16, PlainDot, Sdot};
-use crate::dispatch::DotRowsFn;
+use crate::kernel_types::DotRowsFn;
 use crate::rows::dot_rows;
 use crate::simd_common::unpack_q4k_scales;
 use crate::types::GgmlType;
@@ -104,7 +104,7 @@ macro_rules! tile_kernel {
 /// last tokens of an activation tile) with kernel `K`.
 ///
 /// # Safety
-/// As [`DotRowsFn`](crate::dispatch::DotRowsFn); additionally the CPU has `K`'s features.
+/// As [`DotRowsFn`](crate::kernel_types::DotRowsFn); additionally the CPU has `K`'s features.
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn gemm<K: Tile4>(
     ty: GgmlType,
@@ -574,7 +574,7 @@ fn float_for(ty: GgmlType) -> DotRowsFn {
         GgmlType::F32 => dot_rows::<F32, 4, 4, 4>,
         GgmlType::F16 => dot_rows::<F16, 4, 4, 4>,
         GgmlType::BF16 => dot_rows::<Bf16, 4, 4, 4>,
-        _ => crate::dispatch::scalar().gemm(ty),
+        _ => crate::kernel_types::dot_rows_scalar,
     }
 }
 

@@ -18,7 +18,7 @@ use super::gemm::{
 };
 use super::int::{bsum_pairs, ld, Legacy, K_ACT, K_QS, Q4_0W, Q4_1W, Q5_0W, Q5_1W, Q8_0W};
 use super::unroll;
-use crate::dispatch::DotRowsFn;
+use crate::kernel_types::DotRowsFn;
 use crate::simd_common::unpack_q4k_scales;
 use crate::types::GgmlType;
 use std::arch::aarch64::*;

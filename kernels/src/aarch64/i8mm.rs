@@ -3,7 +3,8 @@
 //! wasted) uses the dotprod kernels, the float formats the NEON ones.
 
 use super::{dotprod, quantize};
-use crate::dispatch::{Kernels, Path};
+use crate::dispatch::Kernels;
+use crate::kernel_types::Path;
 
 pub(crate) static KERNELS: Kernels = Kernels::new(
     Path::I8mm,

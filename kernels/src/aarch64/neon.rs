@@ -4,7 +4,8 @@
 
 use super::int::{bf16w, f16w, f32w};
 use super::{path_kernel, quantize, PlainDot};
-use crate::dispatch::{DotRowsFn, Kernels, Path};
+use crate::dispatch::Kernels;
+use crate::kernel_types::{DotRowsFn, Path};
 use crate::rows::dot_rows;
 use crate::types::GgmlType;
 

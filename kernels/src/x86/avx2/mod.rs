@@ -24,7 +24,8 @@ pub(crate) use q5_k::Q5K;
 pub(crate) use q6_k::Q6K;
 pub(crate) use q8_0::Q8_0;
 
-use crate::dispatch::{DotRowsFn, Kernels, Path};
+use crate::dispatch::Kernels;
+use crate::kernel_types::{DotRowsFn, Path};
 use crate::rows::dot_rows;
 use crate::simd_common::F16_TO_F32;
 use crate::types::GgmlType;
@@ -54,7 +55,7 @@ pub(crate) fn dot_rows_for(ty: GgmlType) -> DotRowsFn {
         GgmlType::Q5_K => dot_rows::<Q5K, 2, 1, 4>,
         GgmlType::Q6_K => dot_rows::<Q6K, 2, 1, 4>,
         // Not a weight type; matmul refuses it before asking for a kernel.
-        _ => crate::dispatch::scalar().dot_rows(ty),
+        _ => crate::kernel_types::dot_rows_scalar,
     }
 }
 

@@ -22,7 +22,8 @@ mod x16;
 pub(crate) use x16::x16_for;
 
 use super::avx2;
-use crate::dispatch::{DotRowsFn, Kernels, Path};
+use crate::dispatch::Kernels;
+use crate::kernel_types::{DotRowsFn, Path};
 use crate::types::GgmlType;
 use decode::decode;
 use std::arch::x86_64::*;

@@ -32,8 +32,8 @@
 //! quants (so the dword broadcasts never split a cache line), the i32 start value and the f32
 //! scale.
 
-use crate::dispatch::DotRowsFn;
 use crate::formats::interleaved::INTERLEAVE_ROWS;
+use crate::kernel_types::DotRowsFn;
 use crate::simd_common::F16_TO_F32;
 use crate::types::GgmlType;
 use std::arch::x86_64::*;

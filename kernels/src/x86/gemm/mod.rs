@@ -23,7 +23,7 @@ mod avx512_k;
 mod avx512_q8;
 mod walk;
 
-use crate::dispatch::DotRowsFn;
+use crate::kernel_types::DotRowsFn;
 use crate::types::GgmlType;
 use walk::gemm;
 
