@@ -299,11 +299,7 @@ unsafe fn x16<const F: u8>(
 }
 
 /// The x16 kernel of the AVX-512 table for `ty`, if it has one.
-pub(crate) fn x16_for(ty: GgmlType) -> Option<DotRowsFn> {
-    match ty {
-        GgmlType::Q8_0 => Some(x16::<Q8_0>),
-        GgmlType::Q4_0 => Some(x16::<Q4_0>),
-        GgmlType::Q5_0 => Some(x16::<Q5_0>),
-        _ => None,
-    }
-}
+/// The x16 kernels of the `avx512` table, one per format.
+pub(crate) const X16_Q8_0: DotRowsFn = x16::<Q8_0>;
+pub(crate) const X16_Q4_0: DotRowsFn = x16::<Q4_0>;
+pub(crate) const X16_Q5_0: DotRowsFn = x16::<Q5_0>;
