@@ -665,6 +665,18 @@ mod tests {
     }
 
     #[test]
+    fn only_avx512_has_simd_x16_kernels_for_q4_0_q5_0_q8_0() {
+        for p in available_paths() {
+            let k = table(p).unwrap();
+            for ty in GgmlType::ALL {
+                let expected = p == Path::Avx512
+                    && matches!(ty, GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0);
+                assert_eq!(k.interleaves(ty), expected, "{p} {ty}");
+            }
+        }
+    }
+
+    #[test]
     fn override_refuses_unknown_foreign_and_missing() {
         assert!(matches!(
             parse_override("fastest"),
