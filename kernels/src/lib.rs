@@ -10,6 +10,7 @@ pub mod vecops;
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
+mod kernel_types;
 mod rows;
 mod simd_common;
 #[cfg(target_arch = "x86_64")]

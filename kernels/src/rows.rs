@@ -7,7 +7,7 @@
 //! form independent dependency chains. Prefill walks activation tiles small enough to stay in
 //! L2, and inside a tile uses `PW × PA` tiles so every decoded weight block is used `PA` times.
 //!
-//! [`DotRowsFn`]: crate::dispatch::DotRowsFn
+//! [`DotRowsFn`]: crate::kernel_types::DotRowsFn
 
 use crate::types::GgmlType;
 
@@ -64,7 +64,7 @@ fn prefetch(p: *const u8) {
 /// stay in L2 next to the weight rows being streamed.
 const ACT_TILE_BYTES: usize = 256 * 1024;
 
-/// A [`DotRowsFn`](crate::dispatch::DotRowsFn) built on kernel `K`: decode uses `DW` weight rows
+/// A [`DotRowsFn`](crate::kernel_types::DotRowsFn) built on kernel `K`: decode uses `DW` weight rows
 /// per call, prefill `PW × PA` tiles.
 ///
 /// # Safety

@@ -27,8 +27,6 @@
 
 use super::int::{bsum_pairs, ld, s8, Legacy, K_ACT, K_QS, Q4_0W, Q4_1W, Q5_0W, Q5_1W, Q8_0W};
 use super::{rd_u16, unroll, Dot16, PlainDot, Sdot};
-use crate::dispatch::DotRowsFn;
-use crate::rows::dot_rows;
 use crate::simd_common::unpack_q4k_scales;
 use crate::types::GgmlType;
 use std::arch::aarch64::*;
@@ -58,7 +56,7 @@ fn prefetch_range(p: *const u8, len: usize) {
 }
 
 /// A prefill microkernel for one weight format on one instruction set.
-pub(super) trait Tile4 {
+pub(crate) trait Tile4 {
     /// Per token `j`, lanes `i` = dot of weight row `w[i]` with activation row `a[j]`.
     ///
     /// # Safety
@@ -75,7 +73,7 @@ pub(super) trait Tile4 {
 /// through a wrapper compiled with `$features`.
 macro_rules! tile_kernel {
     ($name:ident, $features:literal, $body:ident $(, $g:ty)*) => {
-        pub(super) struct $name;
+        pub(crate) struct $name;
         impl Tile4 for $name {
             #[inline]
             unsafe fn tile<const NT: usize>(
@@ -104,9 +102,9 @@ macro_rules! tile_kernel {
 /// last tokens of an activation tile) with kernel `K`.
 ///
 /// # Safety
-/// As [`DotRowsFn`](crate::dispatch::DotRowsFn); additionally the CPU has `K`'s features.
+/// As [`DotRowsFn`](crate::kernel_types::DotRowsFn); additionally the CPU has `K`'s features.
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn gemm<K: Tile4>(
+pub(crate) unsafe fn gemm<K: Tile4>(
     ty: GgmlType,
     cols: usize,
     w: &[u8],
@@ -538,7 +536,7 @@ tile_kernel!(DotQ6K, "neon,dotprod", q6k_4, Sdot);
 /// `kquant45_4` with its `HIGH` flag as a type, so `tile_kernel!` can pass it.
 macro_rules! kquant_kernel {
     ($name:ident, $features:literal, $high:literal, $dot:ty) => {
-        pub(super) struct $name;
+        pub(crate) struct $name;
         impl Tile4 for $name {
             #[inline]
             unsafe fn tile<const NT: usize>(
@@ -566,44 +564,3 @@ kquant_kernel!(NeonQ4K, "neon", false, PlainDot);
 kquant_kernel!(NeonQ5K, "neon", true, PlainDot);
 kquant_kernel!(DotQ4K, "neon,dotprod", false, Sdot);
 kquant_kernel!(DotQ5K, "neon,dotprod", true, Sdot);
-
-/// Float weights: 4 rows × 4 tokens of f32 FMA accumulators (16 registers) per tile.
-fn float_for(ty: GgmlType) -> DotRowsFn {
-    use super::neon::{Bf16, F16, F32};
-    match ty {
-        GgmlType::F32 => dot_rows::<F32, 4, 4, 4>,
-        GgmlType::F16 => dot_rows::<F16, 4, 4, 4>,
-        GgmlType::BF16 => dot_rows::<Bf16, 4, 4, 4>,
-        _ => crate::dispatch::scalar().gemm(ty),
-    }
-}
-
-/// The `neon` table's prefill kernel for weights of type `ty`.
-pub(super) fn neon_for(ty: GgmlType) -> DotRowsFn {
-    match ty {
-        GgmlType::Q4_0 => gemm::<NeonQ4_0>,
-        GgmlType::Q4_1 => gemm::<NeonQ4_1>,
-        GgmlType::Q5_0 => gemm::<NeonQ5_0>,
-        GgmlType::Q5_1 => gemm::<NeonQ5_1>,
-        GgmlType::Q8_0 => gemm::<NeonQ8_0>,
-        GgmlType::Q4_K => gemm::<NeonQ4K>,
-        GgmlType::Q5_K => gemm::<NeonQ5K>,
-        GgmlType::Q6_K => gemm::<NeonQ6K>,
-        _ => float_for(ty),
-    }
-}
-
-/// The `dotprod` table's prefill kernel for weights of type `ty`.
-pub(super) fn dotprod_for(ty: GgmlType) -> DotRowsFn {
-    match ty {
-        GgmlType::Q4_0 => gemm::<DotQ4_0>,
-        GgmlType::Q4_1 => gemm::<DotQ4_1>,
-        GgmlType::Q5_0 => gemm::<DotQ5_0>,
-        GgmlType::Q5_1 => gemm::<DotQ5_1>,
-        GgmlType::Q8_0 => gemm::<DotQ8_0>,
-        GgmlType::Q4_K => gemm::<DotQ4K>,
-        GgmlType::Q5_K => gemm::<DotQ5K>,
-        GgmlType::Q6_K => gemm::<DotQ6K>,
-        _ => float_for(ty),
-    }
-}

@@ -18,9 +18,7 @@ use super::gemm::{
 };
 use super::int::{bsum_pairs, ld, Legacy, K_ACT, K_QS, Q4_0W, Q4_1W, Q5_0W, Q5_1W, Q8_0W};
 use super::unroll;
-use crate::dispatch::DotRowsFn;
 use crate::simd_common::unpack_q4k_scales;
-use crate::types::GgmlType;
 use std::arch::aarch64::*;
 
 /// `acc` + the 2×2 `smmla` product of `x` (two rows' 8 values) and `y` (two tokens' 8).
@@ -277,7 +275,7 @@ unsafe fn q6k_mm<const NT: usize>(
 /// `Tile4` for an i8mm body `$body::<$g.., NT>`.
 macro_rules! mm_tile {
     ($name:ident, $body:ident $(, $g:tt)*) => {
-        pub(super) struct $name;
+        pub(crate) struct $name;
         impl Tile4 for $name {
             #[inline]
             unsafe fn tile<const NT: usize>(
@@ -310,19 +308,3 @@ mm_tile!(MmQ8_0, legacy_mm, Q8_0W);
 mm_tile!(MmQ4K, kquant45_mm, false);
 mm_tile!(MmQ5K, kquant45_mm, true);
 mm_tile!(MmQ6K, q6k_mm);
-
-/// The `i8mm` table's prefill kernel for weights of type `ty`.
-pub(super) fn i8mm_for(ty: GgmlType) -> DotRowsFn {
-    use super::gemm::gemm;
-    match ty {
-        GgmlType::Q4_0 => gemm::<MmQ4_0>,
-        GgmlType::Q4_1 => gemm::<MmQ4_1>,
-        GgmlType::Q5_0 => gemm::<MmQ5_0>,
-        GgmlType::Q5_1 => gemm::<MmQ5_1>,
-        GgmlType::Q8_0 => gemm::<MmQ8_0>,
-        GgmlType::Q4_K => gemm::<MmQ4K>,
-        GgmlType::Q5_K => gemm::<MmQ5K>,
-        GgmlType::Q6_K => gemm::<MmQ6K>,
-        _ => super::gemm::dotprod_for(ty),
-    }
-}

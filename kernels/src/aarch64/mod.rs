@@ -1,5 +1,6 @@
 //! aarch64 SIMD kernels: `neon` (ARMv8.0: Raspberry Pi 4, Cortex-A53/A72), `dotprod` (ARMv8.2
-//! `sdot`: Pi 5, most phones) and `i8mm` (ARMv8.6 `smmla`: recent phones).
+//! `sdot`: Pi 5, most phones) and `i8mm` (ARMv8.6 `smmla`: recent phones); which
+//! kernel each runs for which format is the table in `dispatch.rs`.
 //!
 //! The integer kernels (`int.rs`) are written once, generic over [`Dot16`], the 16-byte signed
 //! dot product: plain NEON widens with `smull` + `sadalp`, the dotprod path issues `sdot`. The
@@ -9,11 +10,10 @@
 
 pub(crate) mod dotprod;
 pub(crate) mod gemm;
-mod gemm_i8mm;
-pub(crate) mod i8mm;
+pub(crate) mod gemm_i8mm;
 mod int;
 pub(crate) mod neon;
-mod quantize;
+pub(crate) mod quantize;
 
 use std::arch::aarch64::*;
 

@@ -2,7 +2,7 @@
 //! tables (none of these ops has a use for the dot-product instructions).
 
 use super::simd::{vec_ops_table, Lanes};
-use crate::dispatch::Path;
+use crate::kernel_types::Path;
 use std::arch::aarch64::*;
 
 #[derive(Clone, Copy)]

@@ -1,7 +1,7 @@
 //! The reference: each op's defining formula in f32 with libm, the RMSNorm sum in f64.
 
 use super::VecOps;
-use crate::dispatch::Path;
+use crate::kernel_types::Path;
 
 pub(super) static VEC_OPS: VecOps = VecOps {
     path: Path::Scalar,

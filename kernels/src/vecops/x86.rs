@@ -1,7 +1,7 @@
 //! AVX2 (8 lanes) and AVX-512 (16 lanes) instances of the SIMD ops.
 
 use super::simd::{vec_ops_table, Lanes};
-use crate::dispatch::Path;
+use crate::kernel_types::Path;
 use std::arch::x86_64::*;
 
 #[derive(Clone, Copy)]

@@ -1,5 +1,6 @@
 //! AVX2 + FMA + F16C kernels (x86-64-v3): one file per weight format, plus the activation
-//! quantizers. Integer dot products use `vpmaddubsw` (u8 × i8 pairs to i16) and `vpmaddwd`
+//! quantizers. Which kernel runs for which format: the `avx2` rows of the table in
+//! `dispatch.rs`. Integer dot products use `vpmaddubsw` (u8 × i8 pairs to i16) and `vpmaddwd`
 //! (i16 pairs to i32), exactly as the scalar reference sums them; each block's i32 lanes are
 //! scaled in f32 and accumulated per row, and reduced once at the end of the row.
 
@@ -24,39 +25,8 @@ pub(crate) use q5_k::Q5K;
 pub(crate) use q6_k::Q6K;
 pub(crate) use q8_0::Q8_0;
 
-use crate::dispatch::{DotRowsFn, Kernels, Path};
-use crate::rows::dot_rows;
 use crate::simd_common::F16_TO_F32;
-use crate::types::GgmlType;
 use std::arch::x86_64::*;
-
-pub(crate) static KERNELS: Kernels = Kernels::new(
-    Path::Avx2,
-    quantize::quantize_act,
-    dot_rows_for,
-    crate::x86::gemm::avx2_for,
-    crate::attention::AVX2,
-);
-
-/// Decode uses 4 weight rows per call (4 independent accumulator chains, activation block
-/// loaded once); prefill 1 × 4 tiles (each decoded weight block feeds 4 tokens).
-pub(crate) fn dot_rows_for(ty: GgmlType) -> DotRowsFn {
-    match ty {
-        GgmlType::F32 => dot_rows::<F32, 4, 1, 4>,
-        GgmlType::F16 => dot_rows::<F16, 4, 1, 4>,
-        GgmlType::BF16 => dot_rows::<Bf16, 4, 1, 4>,
-        GgmlType::Q4_0 => dot_rows::<Q4_0, 4, 1, 4>,
-        GgmlType::Q4_1 => dot_rows::<Q4_1, 4, 1, 4>,
-        GgmlType::Q5_0 => dot_rows::<Q5_0, 4, 1, 4>,
-        GgmlType::Q5_1 => dot_rows::<Q5_1, 4, 1, 4>,
-        GgmlType::Q8_0 => dot_rows::<Q8_0, 4, 1, 4>,
-        GgmlType::Q4_K => dot_rows::<Q4K, 2, 1, 4>,
-        GgmlType::Q5_K => dot_rows::<Q5K, 2, 1, 4>,
-        GgmlType::Q6_K => dot_rows::<Q6K, 2, 1, 4>,
-        // Not a weight type; matmul refuses it before asking for a kernel.
-        _ => crate::dispatch::scalar().dot_rows(ty),
-    }
-}
 
 /// Unaligned little-endian u16 at `p`.
 #[inline(always)]

@@ -49,7 +49,7 @@ pub(crate) trait DecodeRows {
     ) -> [f32; R];
 }
 
-/// A [`DotRowsFn`](crate::dispatch::DotRowsFn) for decode: `D` kernel over tiles of `R` rows
+/// A [`DotRowsFn`](crate::kernel_types::DotRowsFn) for decode: `D` kernel over tiles of `R` rows
 /// when there is one activation row (one row at a time where a tile would be longer than the
 /// prefetch distance); any other `n_act` goes to the tile walker with the row kernel `P` (the
 /// entry accepts any batch).

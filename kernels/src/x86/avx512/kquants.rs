@@ -8,12 +8,14 @@
 //! the zero point (Q6_K) come off through the activation block sums, as in the AVX2 kernels.
 
 use super::decode::{hsum512, hsum_rows, load2x256, prefetch_rows, DecodeRows};
+use crate::formats::{BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_K};
 use crate::simd_common::{unpack_q4k_scales, F16_TO_F32};
 use crate::x86::avx2::{hsum128_ps, rd_f32, rd_u16};
 use std::arch::x86_64::*;
+use std::mem::offset_of;
 
-const A_BLOCK: usize = 292;
-const A_BSUMS: usize = 260;
+const A_BLOCK: usize = size_of::<BlockQ8_K>();
+const A_BSUMS: usize = offset_of!(BlockQ8_K, bsums);
 
 /// The f16 at `p` as f32, through the table.
 #[inline(always)]
@@ -67,7 +69,7 @@ impl DecodeRows for Q4KRows {
 
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn rows_q4k<const R: usize>(cols: usize, w: *const u8, rb: usize, a: *const u8) -> [f32; R] {
-    const W_BLOCK: usize = 144;
+    const W_BLOCK: usize = size_of::<BlockQ4_K>();
     let low4 = _mm512_set1_epi8(0x0f);
     let mut next_pf = 0;
     let mut acc = [_mm512_setzero_ps(); R];
@@ -120,7 +122,7 @@ impl DecodeRows for Q5KRows {
 
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn rows_q5k<const R: usize>(cols: usize, w: *const u8, rb: usize, a: *const u8) -> [f32; R] {
-    const W_BLOCK: usize = 176;
+    const W_BLOCK: usize = size_of::<BlockQ5_K>();
     let low4 = _mm512_set1_epi8(0x0f);
     let bit4 = _mm512_set1_epi8(0x10);
     // Bit `j` in the low 32 bytes, bit `j + 2` in the high 32, for the sub-block pairs
@@ -188,7 +190,7 @@ impl DecodeRows for Q6KRows {
 
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn rows_q6k<const R: usize>(cols: usize, w: *const u8, rb: usize, a: *const u8) -> [f32; R] {
-    const W_BLOCK: usize = 210;
+    const W_BLOCK: usize = size_of::<BlockQ6_K>();
     let low4 = _mm512_set1_epi8(0x0f);
     let m30 = _mm512_set1_epi8(0x30);
     // qh bits 2k, 2k + 1 to bits 4, 5: k = 0 / 1 (low nibbles, low / high 256 bits) shift left

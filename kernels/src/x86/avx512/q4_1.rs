@@ -4,10 +4,11 @@
 use super::decode::{
     act_low, act_pair, f16_low, f16_pair, hsum_rows, nibbles_pair, prefetch_rows, DecodeRows,
 };
+use crate::formats::{BlockQ4_1, BlockQ8_1};
 use std::arch::x86_64::*;
 
-const W_BLOCK: usize = 20;
-const A_BLOCK: usize = 36;
+const W_BLOCK: usize = size_of::<BlockQ4_1>();
+const A_BLOCK: usize = size_of::<BlockQ8_1>();
 
 /// Decode: two blocks per 512-bit step (see `decode.rs`); the minimum term `m_x s_y` of each block goes into the first lane of its half.
 pub(crate) struct Q4_1Rows;

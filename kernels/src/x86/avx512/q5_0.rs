@@ -5,12 +5,13 @@ use super::decode::{
     prefetch_rows, DecodeRows,
 };
 use super::neg_offset_sum;
+use crate::formats::{BlockQ5_0, BlockQ8_0};
 use crate::x86::avx2::{f16_bcast, hsum_tile, load256, nibbles32, rd_u32};
 use crate::x86::row_kernel;
 use std::arch::x86_64::*;
 
-const W_BLOCK: usize = 22;
-const A_BLOCK: usize = 34;
+const W_BLOCK: usize = size_of::<BlockQ5_0>();
+const A_BLOCK: usize = size_of::<BlockQ8_0>();
 
 row_kernel!(Q5_0 => dot);
 

@@ -3,12 +3,13 @@
 use super::decode::{
     act_low, act_pair, f16_low, f16_pair, hsum_rows, nibbles_pair, prefetch_rows, DecodeRows,
 };
+use crate::formats::{BlockQ5_1, BlockQ8_1};
 use crate::x86::avx2::{f16_at, f16_bcast, hsum_tile, load256, nibbles32, rd_u32};
 use crate::x86::row_kernel;
 use std::arch::x86_64::*;
 
-const W_BLOCK: usize = 24;
-const A_BLOCK: usize = 36;
+const W_BLOCK: usize = size_of::<BlockQ5_1>();
+const A_BLOCK: usize = size_of::<BlockQ8_1>();
 
 row_kernel!(Q5_1 => dot);
 

@@ -2,11 +2,12 @@
 
 use super::decode::{f16_low, f16_pair, hsum_rows, load2x256, prefetch_rows, DecodeRows};
 use super::neg_offset_sum;
+use crate::formats::BlockQ8_0;
 use crate::x86::avx2::{f16_bcast, hsum_tile, load256};
 use crate::x86::row_kernel;
 use std::arch::x86_64::*;
 
-const BLOCK: usize = 34;
+const BLOCK: usize = size_of::<BlockQ8_0>();
 
 row_kernel!(Q8_0 => dot);
 

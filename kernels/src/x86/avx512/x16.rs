@@ -32,12 +32,14 @@
 //! quants (so the dword broadcasts never split a cache line), the i32 start value and the f32
 //! scale.
 
-use crate::dispatch::DotRowsFn;
 use crate::formats::interleaved::INTERLEAVE_ROWS;
+use crate::formats::{BlockQ4_0, BlockQ5_0, BlockQ8_0};
+use crate::kernel_types::DotRowsFn;
 use crate::simd_common::F16_TO_F32;
 use crate::types::GgmlType;
 use std::arch::x86_64::*;
 use std::cell::RefCell;
+use std::mem::offset_of;
 
 /// Weight formats (the `F` parameter).
 const Q8_0: u8 = 0;
@@ -48,9 +50,9 @@ const Q5_0: u8 = 2;
 const fn rec(f: u8) -> usize {
     INTERLEAVE_ROWS
         * match f {
-            Q8_0 => 34,
-            Q4_0 => 18,
-            _ => 22,
+            Q8_0 => size_of::<BlockQ8_0>(),
+            Q4_0 => size_of::<BlockQ4_0>(),
+            _ => size_of::<BlockQ5_0>(),
         }
 }
 
@@ -71,6 +73,10 @@ const fn quants_off(f: u8) -> usize {
         32
     }
 }
+
+/// A Q8_0 activation block: its bytes and the offset of its 32 quants.
+const A_BLOCK: usize = size_of::<BlockQ8_0>();
+const A_QS: usize = offset_of!(BlockQ8_0, qs);
 
 /// Bytes of one prepared activation block: 32 quants, the i32 start value, the f32 scale.
 const PREP_BLOCK: usize = 40;
@@ -102,12 +108,12 @@ fn prep_row_bytes(cols: usize) -> usize {
 /// Prepares one Q8_0 activation row (`nb` blocks at `act`) into `dst`.
 fn prep<const F: u8>(nb: usize, act: &[u8], dst: &mut [u8]) {
     for (a, o) in act
-        .chunks_exact(34)
+        .chunks_exact(A_BLOCK)
         .zip(dst.chunks_exact_mut(PREP_BLOCK))
         .take(nb)
     {
-        o[..32].copy_from_slice(&a[2..34]);
-        let sum: i32 = a[2..34].iter().map(|&q| q as i8 as i32).sum();
+        o[..32].copy_from_slice(&a[A_QS..A_BLOCK]);
+        let sum: i32 = a[A_QS..A_BLOCK].iter().map(|&q| q as i8 as i32).sum();
         o[32..36].copy_from_slice(&(-offset(F) * sum).to_le_bytes());
         let d = F16_TO_F32[u16::from_le_bytes([a[0], a[1]]) as usize];
         o[36..40].copy_from_slice(&d.to_le_bytes());
@@ -234,7 +240,7 @@ unsafe fn x16<const F: u8>(
             && rec(F) == INTERLEAVE_ROWS * ty.type_size()
             && n_w.is_multiple_of(INTERLEAVE_ROWS)
             && w.len() >= n_w * w_row_bytes
-            && act_row_bytes == nb * 34
+            && act_row_bytes == nb * A_BLOCK
             && acts.len() >= n_act * act_row_bytes,
         "x16: {cols} {ty} columns, {n_w} rows do not match the buffers"
     );
@@ -299,11 +305,7 @@ unsafe fn x16<const F: u8>(
 }
 
 /// The x16 kernel of the AVX-512 table for `ty`, if it has one.
-pub(crate) fn x16_for(ty: GgmlType) -> Option<DotRowsFn> {
-    match ty {
-        GgmlType::Q8_0 => Some(x16::<Q8_0>),
-        GgmlType::Q4_0 => Some(x16::<Q4_0>),
-        GgmlType::Q5_0 => Some(x16::<Q5_0>),
-        _ => None,
-    }
-}
+/// The x16 kernels of the `avx512` table, one per format.
+pub(crate) const X16_Q8_0: DotRowsFn = x16::<Q8_0>;
+pub(crate) const X16_Q4_0: DotRowsFn = x16::<Q4_0>;
+pub(crate) const X16_Q5_0: DotRowsFn = x16::<Q5_0>;

@@ -14,15 +14,17 @@
 //! `s_y / 4`, prepared), in 2 × 3 tiles (one more register per row).
 
 use super::walk::GemmKernel;
+use crate::formats::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1};
 use crate::simd_common::F16_TO_F32;
 use std::arch::x86_64::*;
+use std::mem::offset_of;
 
 /// Bytes of an activation block: Q8_0 (`d`, quants) or Q8_1 (`d`, `s`, quants).
 const fn a_block(f: u8) -> usize {
     if has_min(f) {
-        36
+        size_of::<BlockQ8_1>()
     } else {
-        34
+        size_of::<BlockQ8_0>()
     }
 }
 /// Prepared bytes per step (2 blocks): `lo`, `hi`, 8 lane scales, 8 start values, and for
@@ -34,6 +36,9 @@ const fn prep_step(f: u8) -> usize {
         128
     }
 }
+
+/// Offset of the quants in a Q8_0 block.
+const Q8_QS: usize = offset_of!(BlockQ8_0, qs);
 
 const Q8_0: u8 = 0;
 const Q4_0: u8 = 1;
@@ -47,28 +52,28 @@ const fn has_min(f: u8) -> bool {
 
 const fn w_block(f: u8) -> usize {
     match f {
-        Q8_0 => 34,
-        Q4_0 => 18,
-        Q5_0 => 22,
-        Q4_1 => 20,
-        _ => 24,
+        Q8_0 => size_of::<BlockQ8_0>(),
+        Q4_0 => size_of::<BlockQ4_0>(),
+        Q5_0 => size_of::<BlockQ5_0>(),
+        Q4_1 => size_of::<BlockQ4_1>(),
+        _ => size_of::<BlockQ5_1>(),
     }
 }
 
 /// Offsets of `qs` and (Q5) `qh` in a weight block.
 const fn qs_off(f: u8) -> usize {
     match f {
-        Q4_0 => 2,
-        Q5_0 => 6,
-        Q4_1 => 4,
-        _ => 8,
+        Q4_0 => offset_of!(BlockQ4_0, qs),
+        Q5_0 => offset_of!(BlockQ5_0, qs),
+        Q4_1 => offset_of!(BlockQ4_1, qs),
+        _ => offset_of!(BlockQ5_1, qs),
     }
 }
 const fn qh_off(f: u8) -> usize {
     if f == Q5_0 {
-        2
+        offset_of!(BlockQ5_0, qh)
     } else {
-        4
+        offset_of!(BlockQ5_1, qh)
     }
 }
 
@@ -180,8 +185,8 @@ unsafe fn unpack<const F: u8, const HALF: bool>(
     };
     let (lo, hi) = match F {
         Q8_0 => (
-            _mm256_set_m128i(part(p1, 2), part(p, 2)),
-            _mm256_set_m128i(part(p1, 18), part(p, 18)),
+            _mm256_set_m128i(part(p1, Q8_QS), part(p, Q8_QS)),
+            _mm256_set_m128i(part(p1, Q8_QS + 16), part(p, Q8_QS + 16)),
         ),
         _ => {
             let off = qs_off(F);

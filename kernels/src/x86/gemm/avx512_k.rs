@@ -10,13 +10,15 @@
 //! order the weights unpack to), so nothing is prepared.
 
 use super::walk::GemmKernel;
+use crate::formats::{BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_K};
 use crate::simd_common::{unpack_q4k_scales, F16_TO_F32};
 use std::arch::x86_64::*;
+use std::mem::offset_of;
 
 /// Q8_K block: f32 `d`, 256 `qs`, 16 i16 `bsums`.
-const A_BLOCK: usize = 292;
-const A_QS: usize = 4;
-const A_BSUMS: usize = 260;
+const A_BLOCK: usize = size_of::<BlockQ8_K>();
+const A_QS: usize = offset_of!(BlockQ8_K, qs);
+const A_BSUMS: usize = offset_of!(BlockQ8_K, bsums);
 
 const Q4_K: u8 = 0;
 const Q5_K: u8 = 1;
@@ -75,8 +77,16 @@ unsafe fn tile_q45k<const F: u8, const R: usize, const T: usize>(
     w: [*const u8; R],
     a: [*const u8; T],
 ) -> [[f32; T]; R] {
-    let w_block = if F == Q4_K { 144 } else { 176 };
-    let qs_off = if F == Q4_K { 16 } else { 48 };
+    let w_block = if F == Q4_K {
+        size_of::<BlockQ4_K>()
+    } else {
+        size_of::<BlockQ5_K>()
+    };
+    let qs_off = if F == Q4_K {
+        offset_of!(BlockQ4_K, qs)
+    } else {
+        offset_of!(BlockQ5_K, qs)
+    };
     let low4 = _mm512_set1_epi8(0x0f);
     let nib_shift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
     let qh_shift = _mm512_setr_epi64(0, 0, 0, 0, 1, 1, 1, 1);
@@ -151,7 +161,7 @@ unsafe fn tile_q6k<const R: usize, const T: usize>(
     w: [*const u8; R],
     a: [*const u8; T],
 ) -> [[f32; T]; R] {
-    const W_BLOCK: usize = 210;
+    const W_BLOCK: usize = size_of::<BlockQ6_K>();
     let low4 = _mm512_set1_epi8(0x0f);
     let m30 = _mm512_set1_epi8(0x30);
     let qh_shift = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);

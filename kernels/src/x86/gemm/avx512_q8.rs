@@ -37,15 +37,17 @@
 //! These tiles stay for matrices left in ggml rows.
 
 use super::walk::GemmKernel;
+use crate::formats::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1};
 use crate::simd_common::F16_TO_F32;
 use std::arch::x86_64::*;
+use std::mem::offset_of;
 
 /// Bytes of an activation block: Q8_0 (`d`, 32 quants) or Q8_1 (`d`, `s`, 32 quants).
 const fn a_block(f: u8) -> usize {
     if has_min(f) {
-        36
+        size_of::<BlockQ8_1>()
     } else {
-        34
+        size_of::<BlockQ8_0>()
     }
 }
 /// Blocks per step.
@@ -74,28 +76,28 @@ const fn has_min(f: u8) -> bool {
 
 const fn w_block(f: u8) -> usize {
     match f {
-        Q8_0 => 34,
-        Q4_0 => 18,
-        Q5_0 => 22,
-        Q4_1 => 20,
-        _ => 24,
+        Q8_0 => size_of::<BlockQ8_0>(),
+        Q4_0 => size_of::<BlockQ4_0>(),
+        Q5_0 => size_of::<BlockQ5_0>(),
+        Q4_1 => size_of::<BlockQ4_1>(),
+        _ => size_of::<BlockQ5_1>(),
     }
 }
 
 /// Offsets of `qs` and (Q5) `qh` in a weight block.
 const fn qs_off(f: u8) -> usize {
     match f {
-        Q4_0 => 2,
-        Q5_0 => 6,
-        Q4_1 => 4,
-        _ => 8,
+        Q4_0 => offset_of!(BlockQ4_0, qs),
+        Q5_0 => offset_of!(BlockQ5_0, qs),
+        Q4_1 => offset_of!(BlockQ4_1, qs),
+        _ => offset_of!(BlockQ5_1, qs),
     }
 }
 const fn qh_off(f: u8) -> usize {
     if f == Q5_0 {
-        2
+        offset_of!(BlockQ5_0, qh)
     } else {
-        4
+        offset_of!(BlockQ5_1, qh)
     }
 }
 const fn is_q5(f: u8) -> bool {
@@ -226,8 +228,8 @@ unsafe fn unpack<const F: u8, const N: usize>(p: *const u8) -> (__m512i, __m512i
         Q8_0 => {
             let flip = _mm512_set1_epi8(0x80u8 as i8);
             (
-                _mm512_xor_si512(gather(2), flip),
-                _mm512_xor_si512(gather(18), flip),
+                _mm512_xor_si512(gather(offset_of!(BlockQ8_0, qs)), flip),
+                _mm512_xor_si512(gather(offset_of!(BlockQ8_0, qs) + 16), flip),
             )
         }
         _ => {

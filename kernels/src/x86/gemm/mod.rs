@@ -2,7 +2,8 @@
 //! `avx2` and `avx512` tables. A format with a register-tiled microkernel here
 //! ([`walk::GemmKernel`]) runs through [`walk::gemm`]; the others (F32; on AVX2 also Q5_1,
 //! the K-quants and F16 / BF16) use the decode path's row kernels through the
-//! tile walker in `rows.rs`.
+//! tile walker in `rows.rs`. Which kernel runs for which format (and the tile of each): the
+//! `avx2` and `avx512` rows of the table in `dispatch.rs`.
 //!
 //! Tiles (weight rows × tokens), from `benches/gemm.rs` on Zen 5, 1 thread, 128 tokens, GOP/s
 //! against the decode kernels on the same batch:
@@ -17,58 +18,26 @@
 //! - AVX2: 2 × 4 (8 ymm accumulators, 6 weight registers: 16 in all). Q4_0 1.55x, Q8_0 and
 //!   Q5_0 1.2x; 2 × 3 measured 5-10% slower. Q4_1 2 × 3: 1.45-1.65x.
 
-mod avx2_q8;
-mod avx512_float;
-mod avx512_k;
-mod avx512_q8;
-mod walk;
+pub(crate) mod avx2_q8;
+pub(crate) mod avx512_float;
+pub(crate) mod avx512_k;
+pub(crate) mod avx512_q8;
+pub(crate) mod walk;
 
-use crate::dispatch::DotRowsFn;
+use super::avx512::decode::{decode, DecodeRows};
+use crate::rows::RowKernel;
 use crate::types::GgmlType;
-use walk::gemm;
 
-/// The `avx2` table's prefill kernel for weights of type `ty`.
-pub(crate) fn avx2_for(ty: GgmlType) -> DotRowsFn {
-    match ty {
-        GgmlType::Q8_0 => gemm::<avx2_q8::GemmQ8_0, 2, 4>,
-        GgmlType::Q4_0 => gemm::<avx2_q8::GemmQ4_0, 2, 4>,
-        GgmlType::Q5_0 => gemm::<avx2_q8::GemmQ5_0, 2, 4>,
-        GgmlType::Q4_1 => gemm::<avx2_q8::GemmQ4_1, 2, 3>,
-        // Q5_1 measured no faster than its decode kernel in 2x3 tiles (1.0x: the high-bit
-        // expansion and the minimums overflow the 16 registers), so it keeps that one.
-        _ => super::avx2::dot_rows_for(ty),
-    }
-}
-
-/// The `avx512` table's prefill kernel for weights of type `ty`.
-pub(crate) fn avx512_for(ty: GgmlType) -> DotRowsFn {
-    match ty {
-        GgmlType::Q8_0 => gemm::<avx512_q8::GemmQ8_0, 4, 4>,
-        GgmlType::Q4_0 => gemm::<avx512_q8::GemmQ4_0, 4, 4>,
-        GgmlType::Q5_0 => gemm::<avx512_q8::GemmQ5_0, 4, 4>,
-        // One more weight register per row (the minimums): 3 rows keep the tile in the 32
-        // zmm registers.
-        GgmlType::Q4_1 => gemm::<avx512_q8::GemmQ4_1, 3, 4>,
-        GgmlType::Q5_1 => gemm::<avx512_q8::GemmQ5_1, 3, 4>,
-        GgmlType::Q4_K => gemm::<avx512_k::GemmQ4K, 4, 4>,
-        GgmlType::Q5_K => gemm::<avx512_k::GemmQ5K, 4, 4>,
-        GgmlType::Q6_K => gemm::<avx512_k::GemmQ6K, 4, 4>,
-        GgmlType::F16 => gemm::<avx512_float::GemmF16, 4, 4>,
-        GgmlType::BF16 => gemm::<avx512_float::GemmBf16, 4, 4>,
-        GgmlType::F32 => avx512_f32_per_token,
-        _ => super::avx512::dot_rows_for(ty),
-    }
-}
-
-/// F32 weights (tiny test checkpoints; no released model stores its matrices in f32) run the
-/// one-token decode kernel once per token, so a batch gives exactly the bits of token-by-token
-/// decode: the decode kernel sums 16 lanes, the tile walker's AVX2 kernel 8, and on the
-/// Gemma 2 tiny model with an f16 cache that difference reached 2.1e-4 in the logits.
+/// The `avx512` prefill entry of F32 weights, instantiated with the decode kernel's parameters
+/// (`decode::<D, P, R>`). F32 weights (tiny test checkpoints; no released model stores its
+/// matrices in f32) run the one-token decode kernel once per token, so a batch gives exactly
+/// the bits of token-by-token decode: the decode kernel sums 16 lanes, the tile walker's AVX2
+/// kernel 8, and on the Gemma 2 tiny model with an f16 cache that difference reached 2.1e-4 in the logits.
 ///
 /// # Safety
-/// As [`DotRowsFn`].
+/// As [`DotRowsFn`](crate::kernel_types::DotRowsFn).
 #[allow(clippy::too_many_arguments)]
-unsafe fn avx512_f32_per_token(
+pub(crate) unsafe fn avx512_f32_per_token<D: DecodeRows, P: RowKernel, const R: usize>(
     ty: GgmlType,
     cols: usize,
     w: &[u8],
@@ -80,13 +49,12 @@ unsafe fn avx512_f32_per_token(
     out: *mut f32,
     out_stride: usize,
 ) {
-    let decode = super::avx512::dot_rows_for(ty);
     assert!(acts.len() >= n_act * act_row_bytes);
     for t in 0..n_act {
         // SAFETY: the caller's contract, restricted to activation row `t`, whose outputs are
         // `out[t * out_stride + r]`.
         unsafe {
-            decode(
+            decode::<D, P, R>(
                 ty,
                 cols,
                 w,

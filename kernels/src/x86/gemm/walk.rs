@@ -7,7 +7,7 @@
 //! token tile and re-read from L1/L2 by the other slices, and each activation block is loaded
 //! once per `R` rows.
 //!
-//! [`DotRowsFn`]: crate::dispatch::DotRowsFn
+//! [`DotRowsFn`]: crate::kernel_types::DotRowsFn
 
 use crate::types::GgmlType;
 use std::cell::RefCell;
@@ -92,7 +92,7 @@ unsafe fn one_tile<K: GemmKernel, const R: usize, const T: usize>(
     }
 }
 
-/// A [`DotRowsFn`](crate::dispatch::DotRowsFn) built on the microkernel `K` with `R × T` tiles
+/// A [`DotRowsFn`](crate::kernel_types::DotRowsFn) built on the microkernel `K` with `R × T` tiles
 /// (tails: 1 row at a time, leftover tokens in tiles of at most 4).
 ///
 /// # Safety
