@@ -41,7 +41,12 @@ static GLOBAL: Counting = Counting;
 fn decode_steps_allocate_nothing_on_every_architecture() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("no_alloc");
     std::fs::create_dir_all(&dir).unwrap();
-    for name in ["gemma1-mqa-f32", "gemma2-f32", "gemma3-f32", "recurrentgemma-f32"] {
+    for name in [
+        "gemma1-mqa-f32",
+        "gemma2-f32",
+        "gemma3-f32",
+        "recurrentgemma-f32",
+    ] {
         let path = dir.join(format!("{name}.gguf"));
         if !path.exists() {
             edgegemma_e2e::convert_hf(&tiny_model(name), &path, "f32").unwrap();
@@ -70,7 +75,10 @@ fn decode_steps_allocate_nothing_on_every_architecture() {
                         t = 2 + (m.eval(&[t]).unwrap()[3] > 0.0) as u32;
                     }
                     let n = ALLOCS.load(Ordering::Relaxed) - before;
-                    assert_eq!(n, 0, "{name} {cache:?} {threads} threads: 8 decode steps made {n} allocations");
+                    assert_eq!(
+                        n, 0,
+                        "{name} {cache:?} {threads} threads: 8 decode steps made {n} allocations"
+                    );
                 });
             }
         }
