@@ -1,7 +1,7 @@
 //! "Nothing allocated per token": once a model has warmed up (its first prompt and a few
 //! decode steps have sized every scratch buffer), a decode step makes no heap allocation, at
 //! 1 and 2 threads, at a depth where decode attention splits its keys over threads. Counted
-//! with a global allocator that wraps the system one.
+//! with `edgegemma_test_support::alloc_count`.
 //!
 //! Runs on the real Gemma 3 270M (`EDGEGEMMA_REAL_MODEL`, else
 //! `models/real/gemma3-270m-q4_k_m.gguf`); without it the test prints why and skips.
@@ -9,34 +9,10 @@
 use edgegemma::gguf::GgufFile;
 use edgegemma::model::gemma::Gemma;
 use edgegemma::model::{LanguageModel, RunConfig};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc_zeroed(l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(p, l, n) }
-    }
-}
+use edgegemma_test_support::alloc_count::{allocations, CountingAlloc};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 #[test]
 fn decode_steps_allocate_nothing() {
@@ -63,11 +39,11 @@ fn decode_steps_allocate_nothing() {
             for _ in 0..4 {
                 t = 1000 + (m.eval(&[t]).unwrap()[5] > 0.0) as u32;
             }
-            let before = ALLOCS.load(Ordering::Relaxed);
+            let before = allocations();
             for _ in 0..8 {
                 t = 1000 + (m.eval(&[t]).unwrap()[5] > 0.0) as u32;
             }
-            let n = ALLOCS.load(Ordering::Relaxed) - before;
+            let n = allocations() - before;
             assert_eq!(
                 n, 0,
                 "{threads} threads: 8 decode steps made {n} heap allocations"

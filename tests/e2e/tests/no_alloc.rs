@@ -1,41 +1,17 @@
 //! "Nothing allocated per token" on every architecture: once a model has warmed up (a prompt
 //! past RecurrentGemma's and Gemma 2/3's local windows, then a few decode steps), decode steps
-//! make no heap allocation at 1 and 2 threads. Counted with a global allocator that wraps
-//! the system one; one test in this binary, so no other test's allocations are counted.
+//! make no heap allocation at 1 and 2 threads. Counted with `edgegemma_test_support::alloc_count`;
+//! one test in this binary, so no other test's allocations are counted.
 //! (The real Gemma 3 270M has the same check in `tests/no_alloc_per_token.rs`.)
 
 use edgegemma::kv::CacheType;
 use edgegemma::model::{self, LanguageModel, RunConfig};
+use edgegemma_test_support::alloc_count::{allocations, CountingAlloc};
 use edgegemma_test_support::tiny_model;
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc_zeroed(l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(p, l, n) }
-    }
-}
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 #[test]
 fn decode_steps_allocate_nothing_on_every_architecture() {
@@ -70,11 +46,11 @@ fn decode_steps_allocate_nothing_on_every_architecture() {
                     for _ in 0..4 {
                         t = 2 + (m.eval(&[t]).unwrap()[3] > 0.0) as u32;
                     }
-                    let before = ALLOCS.load(Ordering::Relaxed);
+                    let before = allocations();
                     for _ in 0..8 {
                         t = 2 + (m.eval(&[t]).unwrap()[3] > 0.0) as u32;
                     }
-                    let n = ALLOCS.load(Ordering::Relaxed) - before;
+                    let n = allocations() - before;
                     assert_eq!(
                         n, 0,
                         "{name} {cache:?} {threads} threads: 8 decode steps made {n} allocations"

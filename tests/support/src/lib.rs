@@ -9,6 +9,7 @@
 //! `runtime` feature; the kernels crate's tests use the rest without it.
 
 #[cfg(feature = "runtime")]
+pub mod alloc_count;
 pub mod checkpoint;
 pub mod dirs;
 pub mod raw_gguf;
