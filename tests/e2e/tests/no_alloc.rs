@@ -5,7 +5,7 @@
 //! (The real Gemma 3 270M has the same check in `tests/no_alloc_per_token.rs`.)
 
 use edgegemma::kv::CacheType;
-use edgegemma::model::{self, LanguageModel, RunConfig};
+use edgegemma::model::{self, RunConfig};
 use edgegemma_test_support::alloc_count::{allocations, CountingAlloc};
 use edgegemma_test_support::tiny_model;
 use std::path::Path;
