@@ -2,14 +2,14 @@
 //! has one implementation: deterministic random numbers ([`rng`]), scratch and temporary
 //! directories ([`dirs`]), a byte-level GGUF builder that can write invalid files
 //! ([`raw_gguf`]), a random-weight Gemma 3 GGUF written with the runtime's own writer
-//! ([`tiny_gguf`]), safetensors checkpoints and dequantized GGUF tensors ([`checkpoint`]),
-//! and where the repository's models are ([`repo_root`], [`tiny_model`], [`real_model`]).
+//! ([`tiny_gguf`]), safetensors checkpoints and dequantized GGUF tensors ([`checkpoint`]), a
+//! counting global allocator ([`alloc_count`]), and where the repository's models are ([`repo_root`], [`tiny_model`], [`real_model`]).
 //!
 //! Dev-only (`publish = false`). Everything that needs the runtime is behind the default
 //! `runtime` feature; the kernels crate's tests use the rest without it.
 
-#[cfg(feature = "runtime")]
 pub mod alloc_count;
+#[cfg(feature = "runtime")]
 pub mod checkpoint;
 pub mod dirs;
 pub mod raw_gguf;
